@@ -1,0 +1,85 @@
+"""`JALConfig`: `TrainingArguments` plus the robust-loss settings.
+
+Every field has a one-line help, so the same class is read from Python, from a YAML recipe
+(keys equal field names) and from the command line by `transformers.HfArgumentParser`.
+
+Example:
+    >>> from jal_trainer import JALConfig
+    >>> args = JALConfig(output_dir="out", loss_type="jal-ce", loss_preset="cifar10")
+    >>> args.loss_kwargs()
+    {}
+    >>> JALConfig(output_dir="out", loss_type="jal-ce", a=20.0).loss_kwargs()
+    {'a': 20.0}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from transformers import TrainingArguments
+
+# Columns that `add_label_noise` and the data loaders add for analysis only. They ride along in
+# the batch (the memorisation callback reads them) but must never reach `model.forward`.
+CLEAN_LABEL_COLUMN = "clean_label"
+DEFAULT_ANALYSIS_COLUMNS = [CLEAN_LABEL_COLUMN, "is_noisy", "index"]
+
+# Loss hyper-parameters that JALConfig forwards to `build_loss` when they are set.
+LOSS_PARAM_FIELDS = ("alpha", "beta", "a", "q", "gamma")
+
+
+@dataclass
+class JALConfig(TrainingArguments):
+    """Training arguments for `JALTrainer`: all of `TrainingArguments` plus the loss settings.
+
+    Loss hyper-parameters left at ``None`` take the preset's value (``loss_preset``) or, without
+    a preset, the loss's own default. The configuration is validated when it is created: an
+    unknown loss or preset, or a parameter out of range, raises ``ValueError`` before any model
+    or data is touched.
+    """
+
+    output_dir: str | None = field(
+        default="jal_output", metadata={"help": "Where checkpoints, the model, metrics and the card are written."}
+    )
+    loss_type: str = field(
+        default="jal-ce",
+        metadata={"help": "Loss to optimise: a name of jal_trainer.LOSS_NAMES, e.g. jal-ce, jal-fl, ce, nce+rce."},
+    )
+    loss_preset: str | None = field(
+        default=None,
+        metadata={"help": "Paper hyper-parameters for the loss: cifar10, cifar100, webvision or clothing1m."},
+    )
+    alpha: float | None = field(default=None, metadata={"help": "Weight of the active term (NCE, NFL, CE in SCE)."})
+    beta: float | None = field(default=None, metadata={"help": "Weight of the passive term (AMSE, RCE, MAE, ...)."})
+    a: float | None = field(
+        default=None, metadata={"help": "Asymmetry a > 1 of AMSE (JAL) or the a of AGCE/AUL/AEL."}
+    )
+    q: float | None = field(default=None, metadata={"help": "Exponent q > 0 of GCE, AGCE and AUL."})
+    gamma: float | None = field(default=None, metadata={"help": "Focusing gamma >= 0 of focal loss, NFL and JAL-FL."})
+    l1_weight_decay: float = field(
+        default=0.0,
+        metadata={"help": "lambda of the paper's L1 penalty lambda * sum |theta|, added to the loss (JAL: 5e-5)."},
+    )
+    analysis_columns: list[str] = field(
+        default_factory=lambda: list(DEFAULT_ANALYSIS_COLUMNS),
+        metadata={"help": "Batch columns kept for analysis (clean labels, noise flags) and never passed to forward."},
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.l1_weight_decay < 0:
+            raise ValueError(
+                f"l1_weight_decay must be >= 0, got {self.l1_weight_decay}. Use 0 to disable the L1 penalty."
+            )
+        # Build the loss once so that a bad name, preset or parameter fails now, not mid-run.
+        self.build_loss()
+
+    def loss_kwargs(self) -> dict[str, float]:
+        """The loss hyper-parameters set explicitly (not ``None``), as keyword arguments of `build_loss`."""
+        return {name: getattr(self, name) for name in LOSS_PARAM_FIELDS if getattr(self, name) is not None}
+
+    def build_loss(self, reduction: str = "none") -> Any:
+        """Build the configured loss module (per-sample by default, as `JALTrainer` uses it)."""
+        from jal_trainer.losses import build_loss
+
+        return build_loss(self.loss_type, preset=self.loss_preset, reduction=reduction, **self.loss_kwargs())

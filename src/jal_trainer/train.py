@@ -1,0 +1,265 @@
+"""`jal train`: the main job. Load data, add or read label noise, train with `JALTrainer`, report.
+
+Every run writes to ``output_dir``: the model (``save_pretrained``), ``recipe.yaml`` (the resolved
+configuration of all three dataclasses, seed included), ``versions.json``, ``noise_report.json``
+and ``metrics.json`` (``test_accuracy`` on the clean test labels, as a fraction).
+
+Example:
+    $ jal train --config recipes/quickstart.yaml
+    $ jal train --config recipes/quickstart.yaml --loss_type ce --output_dir runs/quickstart-ce
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from datasets import DatasetDict
+from transformers import set_seed
+from transformers.utils import logging
+
+from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
+from jal_trainer.config import JALConfig
+from jal_trainer.trainer import JALTrainer
+
+logger = logging.get_logger(__name__)
+
+LABEL = "label"
+SYNTHETIC_NOISE = ("symmetric", "pairflip", "cifar10-asym", "cifar100-asym", "cifar100-superclass", "instance")
+REAL_NOISE = ("column", "majority-vote")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Entry point of ``jal train``: parse the recipe and run it."""
+    data_args, model_args, train_args = parse_recipe(argv)
+    return run(data_args, model_args, train_args)
+
+
+def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -> dict[str, float]:
+    """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
+    _check_before_loading(data_args, model_args)
+    set_seed(args.seed)
+    dataset = load_data(data_args)
+    dataset, report = apply_noise(dataset, data_args)
+    parts = build_model_parts(model_args, data_args, dataset, args)
+    trainer = JALTrainer(
+        model=parts["model"],
+        args=args,
+        train_dataset=parts["dataset"]["train"],
+        eval_dataset=parts["dataset"]["test"],
+        data_collator=parts["collator"],
+        compute_metrics=parts["compute_metrics"],
+        processing_class=parts.get("processing_class"),
+        callbacks=parts.get("callbacks"),
+    )
+    trainer.train()
+    metrics = trainer.evaluate(metric_key_prefix="test")
+    result = {k.removeprefix("test_"): v for k, v in metrics.items()}
+    result = {"test_accuracy": result.pop("accuracy"), **{f"test_{k}": v for k, v in result.items()}}
+    if trainer.is_world_process_zero():
+        write_run(trainer, data_args, model_args, args, result, report)
+    return result
+
+
+# ---- validation ---------------------------------------------------------------------------------
+
+
+def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
+    """Fail on configuration mistakes before any data or weights are loaded."""
+    if data.noise_type not in ("none", *SYNTHETIC_NOISE, *REAL_NOISE):
+        raise ValueError(
+            f"noise_type={data.noise_type!r} is unknown. Choose one of: none, {', '.join(SYNTHETIC_NOISE + REAL_NOISE)}."
+        )
+    if data.noise_type in REAL_NOISE and not data.noise_column:
+        raise ValueError(f"noise_type={data.noise_type!r} needs noise_column (e.g. worse_label or weak_labels).")
+    if not 0.0 <= data.noise_rate <= 1.0:
+        raise ValueError(f"noise_rate must be in [0, 1], got {data.noise_rate}.")
+    if model.model not in VISION_MODELS:
+        _check_text_model(model.model)
+
+
+def _check_text_model(name_or_path: str) -> None:
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+    from jal_trainer.paths import resolve_path
+
+    path = resolve_path(name_or_path)
+    source = str(path) if path.exists() else name_or_path
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise ValueError(
+            f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable checkpoint path or Hub id "
+            f"({err.__class__.__name__}). Fix the model field."
+        ) from err
+    if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+        raise ValueError(
+            f"model={name_or_path!r} (model_type {config.model_type!r}) has no sequence-classification head in "
+            "transformers. Choose a model field whose architecture has one (BERT, RoBERTa, MiniLM, ...)."
+        )
+
+
+# ---- data -----------------------------------------------------------------------------------------
+
+
+def load_data(data: DataArguments) -> DatasetDict:
+    """Load train and test splits with a ``label`` ClassLabel column, subsetting as asked."""
+    from jal_trainer.data import load_dataset_by_name, stratified_subset
+
+    dataset = load_dataset_by_name(data.dataset, data.data_path)
+    splits = {"train": dataset["train"], "test": dataset["test"]}
+    if data.train_subset:
+        splits["train"] = stratified_subset(splits["train"], data.train_subset, seed=data.noise_seed)
+    if data.test_subset:
+        splits["test"] = stratified_subset(splits["test"], data.test_subset, seed=data.noise_seed)
+    return DatasetDict(splits)
+
+
+def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict, Any]:
+    """Corrupt (or read noisy) training labels once, with `map`; keep clean labels beside them."""
+    from jal_trainer.noisy_datasets import add_label_noise, noise_report
+
+    if data.noise_type == "none":
+        dataset = add_label_noise(dataset, "symmetric", 0.0, seed=data.noise_seed, splits=["train"])
+    elif data.noise_type in REAL_NOISE:
+        dataset = add_label_noise(dataset, data.noise_type, None, seed=data.noise_seed, splits=["train"],
+                                  column=data.noise_column)
+    else:
+        kwargs = {"features": _features_for_instance_noise(dataset["train"])} if data.noise_type == "instance" else {}
+        dataset = add_label_noise(dataset, data.noise_type, data.noise_rate, seed=data.noise_seed,
+                                  splits=["train"], **kwargs)
+    return dataset, noise_report(dataset["train"])
+
+
+def _features_for_instance_noise(train: Any) -> np.ndarray:
+    if "pixel_values" not in train.column_names:
+        raise ValueError("noise_type='instance' needs image features (pixel_values); use a vision data set.")
+    pixels = np.asarray(train.with_format("numpy")["pixel_values"], dtype=np.float32)
+    return pixels.reshape(len(pixels), -1) / 255.0
+
+
+# ---- model, collator, metrics ------------------------------------------------------------------
+
+
+def build_model_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
+                      args: JALConfig) -> dict[str, Any]:
+    """The model, its collator, processing class and metrics for this data set."""
+    names = dataset["train"].features[LABEL].names
+    if model_args.model in VISION_MODELS:
+        parts = _vision_parts(model_args, data, dataset, names)
+    else:
+        parts = _text_parts(model_args, data, dataset, names)
+    parts["compute_metrics"] = accuracy_metrics
+    parts["callbacks"] = _callbacks(data, parts["dataset"])
+    return parts
+
+
+def _vision_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
+                  names: list[str]) -> dict[str, Any]:
+    from jal_trainer.data import ImageCollator, image_stats
+    from jal_trainer.models import build_vision_model
+
+    shape = np.asarray(dataset["train"][0]["pixel_values"]).shape  # (C, H, W)
+    model = build_vision_model(model_args.model, num_labels=len(names), num_channels=shape[0],
+                               image_size=shape[1], id2label=dict(enumerate(names)))
+    mean, std = image_stats(data.dataset)
+    collators = {
+        "train": ImageCollator(augment=data.augment, mean=mean, std=std),
+        "eval": ImageCollator(augment=False, mean=mean, std=std),
+    }
+    return {"model": model, "dataset": dataset, "collator": _SplitCollator(**collators)}
+
+
+def _text_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
+                names: list[str]) -> dict[str, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    from jal_trainer.data import tokenize_dataset
+    from jal_trainer.paths import resolve_path
+
+    path = resolve_path(model_args.model)
+    source = str(path) if path.exists() else model_args.model
+    id2label = dict(enumerate(names))
+    if model_args.freeze_encoder:
+        from jal_trainer.probe import embed_dataset, probe_model
+
+        dataset = embed_dataset(dataset, source, text_column=data.text_column, max_length=data.max_length)
+        return {"model": probe_model(source, len(names), id2label), "dataset": dataset, "collator": None}
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=len(names), id2label=id2label, label2id={n: i for i, n in id2label.items()}
+    )
+    dataset = tokenize_dataset(dataset, tokenizer, text_column=data.text_column, max_length=data.max_length)
+    return {"model": model, "dataset": dataset, "collator": DataCollatorWithPadding(tokenizer),
+            "processing_class": tokenizer}
+
+
+class _SplitCollator:
+    """Augments training batches only: the Trainer calls its collator for both, in train or eval mode."""
+
+    def __init__(self, train: Any, eval: Any) -> None:
+        self.train, self.eval = train, eval
+        self.training = True
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return (self.train if self.training else self.eval)(rows)
+
+
+def accuracy_metrics(eval_pred: Any) -> dict[str, float]:
+    """Accuracy of the argmax prediction on the evaluation labels (clean on the test split)."""
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
+
+
+def _callbacks(data: DataArguments, dataset: DatasetDict) -> list[Any]:
+    return []
+
+
+# ---- outputs ------------------------------------------------------------------------------------
+
+
+def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, args: JALConfig,
+              metrics: dict[str, float], report: Any) -> None:
+    """Write the model, the resolved recipe, versions, noise report and metrics to ``output_dir``."""
+    out = Path(args.output_dir)
+    trainer.save_model()
+    trainer.save_state()
+    recipe = {**asdict(data), **asdict(model), **_jsonable(args.to_dict())}
+    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
+    (out / "versions.json").write_text(json.dumps(package_versions(), indent=2))
+    (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    logger.warning(f"Clean test accuracy {metrics['test_accuracy']:.4f}; run written to {out}")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the libraries a result depends on."""
+    import accelerate
+    import datasets
+    import torch
+    import transformers
+
+    import jal_trainer
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "accelerate": accelerate.__version__,
+        "jal_trainer": jal_trainer.__version__,
+        "numpy": np.__version__,
+    }
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(values, default=str))

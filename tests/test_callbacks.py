@@ -1,0 +1,188 @@
+"""MemorisationCallback: real JALTrainer runs of a tiny plain module on a synthetic noisy data set.
+
+Run as a script under ``torchrun --nproc_per_node 2`` it trains the same model on two processes
+and rank 0 writes the callback's rows and its own single-process recount to a JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from torch import nn
+from transformers import TrainerState
+
+from jal_trainer import JALConfig, JALTrainer
+from jal_trainer.callbacks import MemorisationCallback, memorisation_callback_for, memorisation_fractions
+
+NUM_FEATURES, NUM_CLASSES = 8, 3
+
+
+class TinyNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(NUM_FEATURES, 32), nn.ReLU(), nn.Linear(32, NUM_CLASSES))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def make_split(n: int, noise: float, seed: int) -> Dataset:
+    """Gaussian clusters; a fraction `noise` of the labels moved to the next class."""
+    rng = np.random.default_rng(seed)
+    clean = rng.integers(0, NUM_CLASSES, n)
+    centres = np.random.default_rng(99).normal(0, 2.0, (NUM_CLASSES, NUM_FEATURES))
+    x = centres[clean] + rng.normal(0, 1.0, (n, NUM_FEATURES))
+    flip = rng.random(n) < noise
+    label = np.where(flip, (clean + 1) % NUM_CLASSES, clean)
+    return Dataset.from_dict({"x": x.astype(np.float32).tolist(), "label": label.tolist(),
+                              "clean_label": clean.tolist(), "is_noisy": flip.tolist()})
+
+
+def accuracy(eval_pred) -> dict[str, float]:
+    return {"accuracy": float((eval_pred.predictions.argmax(-1) == eval_pred.label_ids).mean())}
+
+
+def train(out: str, train_size: int = 203, epochs: int = 2, **overrides) -> tuple[JALTrainer, MemorisationCallback]:
+    torch.manual_seed(0)
+    train_set, test_set = make_split(train_size, 0.3, seed=1), make_split(90, 0.0, seed=2)
+    settings = dict(output_dir=out, num_train_epochs=epochs, per_device_train_batch_size=16,
+                    per_device_eval_batch_size=32, learning_rate=0.05, optim="sgd", eval_strategy="epoch",
+                    save_strategy="no", logging_strategy="epoch", report_to=[], use_cpu=True, seed=0,
+                    disable_tqdm=True, loss_type="jal-ce", loss_preset="cifar10", dataloader_num_workers=0)
+    settings.update(overrides)
+    callback = MemorisationCallback(None, train_set)
+    trainer = JALTrainer(model=TinyNet(), args=JALConfig(**settings), train_dataset=train_set, eval_dataset=test_set,
+                         compute_metrics=accuracy, callbacks=[callback])
+    callback.bind(trainer)
+    trainer.train()
+    return trainer, callback
+
+
+def recount(model: nn.Module, dataset: Dataset) -> dict[str, float]:
+    """Memorisation fractions counted by hand, one sample at a time, without the Trainer."""
+    model.eval()
+    hits = {"memorised": 0, "true": 0, "noisy": 0, "fit": 0, "clean": 0}
+    with torch.no_grad():
+        for row in dataset:
+            pred = int(model(torch.tensor([row["x"]], dtype=torch.float32)).argmax())
+            if row["label"] != row["clean_label"]:
+                hits["noisy"] += 1
+                hits["memorised"] += pred == row["label"]
+                hits["true"] += pred == row["clean_label"]
+            else:
+                hits["clean"] += 1
+                hits["fit"] += pred == row["label"]
+    return {"noisy_memorised": hits["memorised"] / hits["noisy"], "noisy_true": hits["true"] / hits["noisy"],
+            "clean_fit": hits["fit"] / hits["clean"]}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[JALTrainer, MemorisationCallback, Path]:
+    out = tmp_path_factory.mktemp("memorisation")
+    trainer, callback = train(str(out))
+    return trainer, callback, out
+
+
+def test_rows_are_written_once_per_epoch_with_valid_fractions(run) -> None:
+    trainer, callback, out = run
+    rows = json.loads((out / "memorisation.json").read_text())["rows"]
+    assert [r["epoch"] for r in rows] == [1.0, 2.0]
+    assert rows == callback.rows
+    for row in rows:
+        for key in ("noisy_memorised", "noisy_true", "clean_fit", "test_accuracy"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["noisy_memorised"] + row["noisy_true"] <= 1.0 + 1e-12
+        assert row["seconds"] > 0
+
+
+def test_last_row_matches_a_recount_with_the_final_model(run) -> None:
+    trainer, callback, _ = run
+    expected = recount(trainer.model, callback.dataset)
+    for key, value in expected.items():
+        assert callback.rows[-1][key] == pytest.approx(value)
+
+
+def test_test_accuracy_is_the_evaluation_of_the_same_epoch(run) -> None:
+    trainer, callback, _ = run
+    evals = {h["epoch"]: h["eval_accuracy"] for h in trainer.state.log_history if "eval_accuracy" in h}
+    assert {r["epoch"]: r["test_accuracy"] for r in callback.rows} == evals
+
+
+def test_prediction_pass_does_not_leak_into_the_logged_eval_loss_parts(run) -> None:
+    trainer, _, _ = run
+    last_eval = [h for h in trainer.state.log_history if "eval_loss_active" in h][-1]
+    test = trainer.eval_dataset
+    with torch.no_grad():
+        logits = trainer.model(torch.tensor(test["x"], dtype=torch.float32))
+        active, _ = trainer.loss_fn.parts(logits, torch.tensor(test["label"]))
+    assert last_eval["eval_loss_active"] == pytest.approx(active.mean().item(), rel=1e-4)
+
+
+def test_png_is_written(run) -> None:
+    _, _, out = run
+    png = (out / "memorisation.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_accuracy_logged_before_the_callback_is_read_from_the_history(run) -> None:
+    """The other order of events: evaluation already logged at this epoch when on_epoch_end runs."""
+    trainer, callback, out = run
+    other = MemorisationCallback(trainer, callback.dataset, output_dir=out / "other", plot=False)
+    state = TrainerState(epoch=3.0, log_history=[{"epoch": 2.0, "eval_accuracy": 0.1},
+                                                 {"epoch": 3.0, "eval_accuracy": 0.625}])
+    other.on_epoch_end(trainer.args, state, trainer.control)
+    assert other.rows[-1]["test_accuracy"] == 0.625
+    # a later evaluation of the same epoch does not overwrite it
+    other.on_evaluate(trainer.args, state, trainer.control, metrics={"eval_accuracy": 0.2})
+    assert other.rows[-1]["test_accuracy"] == 0.625
+
+
+def test_fractions_closed_form_and_bad_inputs() -> None:
+    result = memorisation_fractions(np.array([1, 0, 2, 0, 1]), np.array([1, 1, 1, 0, 1]), np.array([0, 0, 0, 0, 1]))
+    # noisy rows 0, 1, 2 (given 1, true 0): predicted 1, 0, 2 -> memorised 1/3, true 1/3
+    assert result == pytest.approx({"noisy_memorised": 1 / 3, "noisy_true": 1 / 3, "clean_fit": 1.0})
+    assert memorisation_fractions(np.array([0]), np.array([0]), np.array([0]))["noisy_true"] is None
+    with pytest.raises(ValueError, match="same shape"):
+        memorisation_fractions(np.array([0, 1]), np.array([0]), np.array([0]))
+
+
+def test_missing_clean_labels_are_named() -> None:
+    data = Dataset.from_dict({"x": [[0.0] * NUM_FEATURES], "label": [0]})
+    with pytest.raises(ValueError, match="clean_label"):
+        MemorisationCallback(None, data)
+    assert memorisation_callback_for(data) is None
+    assert isinstance(memorisation_callback_for(make_split(4, 0.5, 0)), MemorisationCallback)
+
+
+@pytest.mark.slow
+def test_two_processes_count_every_training_sample_once(tmp_path: Path) -> None:
+    """203 rows over 2 processes: the sampler pads one row; the rows must still match a full recount."""
+    result_path = tmp_path / "rank0.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           __file__, str(result_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(result_path.read_text())
+    assert result["world_size"] == 2
+    for key, value in result["recount"].items():
+        assert result["rows"][-1][key] == pytest.approx(value)
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as folder:
+        ddp_trainer, ddp_callback = train(folder, epochs=1)
+        if torch.distributed.get_rank() == 0:
+            written = json.loads((Path(folder) / "memorisation.json").read_text())["rows"]
+            payload = {"world_size": ddp_trainer.args.world_size, "rows": written,
+                       "recount": recount(ddp_trainer.model, ddp_callback.dataset)}
+            Path(sys.argv[1]).write_text(json.dumps(payload))

@@ -1,0 +1,54 @@
+"""JALConfig: read from YAML and the command line, validated at creation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from transformers import HfArgumentParser
+
+from jal_trainer import JALConfig
+from jal_trainer.config import LOSS_PARAM_FIELDS
+
+JAL_FIELDS = ("loss_type", "loss_preset", *LOSS_PARAM_FIELDS, "l1_weight_decay", "analysis_columns")
+
+
+def test_every_loss_field_has_a_one_line_help() -> None:
+    fields = {f.name: f for f in dataclasses.fields(JALConfig)}
+    for name in JAL_FIELDS:
+        text = fields[name].metadata.get("help", "")
+        assert text and "\n" not in text, name
+
+
+def test_yaml_and_command_line(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("output_dir: out\nloss_type: jal-fl\nloss_preset: cifar10\nalpha: 2.0\nl1_weight_decay: 5.0e-5\n")
+    (args,) = HfArgumentParser(JALConfig).parse_yaml_file(str(recipe))
+    assert (args.loss_type, args.loss_preset, args.alpha, args.l1_weight_decay) == ("jal-fl", "cifar10", 2.0, 5e-5)
+    assert args.beta is None and args.a is None
+
+    (cli,) = HfArgumentParser(JALConfig).parse_args_into_dataclasses(
+        ["--output_dir", "o", "--loss_type", "nce+rce", "--alpha", "1", "--beta", "1"]
+    )
+    assert cli.loss_type == "nce+rce" and cli.loss_kwargs() == {"alpha": 1.0, "beta": 1.0}
+
+
+def test_loss_is_built_from_preset_and_overrides() -> None:
+    loss = JALConfig(output_dir="o", loss_type="jal-ce", loss_preset="cifar10", a=20.0).build_loss()
+    assert loss.hparams["a"] == 20.0 and loss.hparams["alpha"] == 1.0 and loss.hparams["beta"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"loss_type": "jal-xx"}, "jal-ce"),
+        ({"loss_type": "jal-ce", "loss_preset": "imagenet"}, "cifar10"),
+        ({"loss_type": "jal-ce", "a": 1.0}, "a"),
+        ({"loss_type": "gce", "q": 0.0}, "q"),
+        ({"loss_type": "ce", "l1_weight_decay": -1.0}, "l1_weight_decay"),
+    ],
+)
+def test_bad_configuration_fails_at_creation(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        JALConfig(output_dir="o", **kwargs)

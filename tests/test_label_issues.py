@@ -1,0 +1,161 @@
+"""find_label_issues: the numpy scoring core on probabilities whose answer is known, and the data-set API."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from torch import nn
+
+from jal_trainer.label_issues import (
+    RULES,
+    confident_joint,
+    find_label_issues,
+    issue_report,
+    per_class_thresholds,
+    score_label_issues,
+    softmax,
+)
+
+
+def noisy_problem(n: int = 600, k: int = 4, noise: float = 0.3, seed: int = 0):
+    """Probabilities of an ideal model that predicts the true class with confidence 0.7 +- noise.
+
+    The given labels are the true ones with a fraction `noise` moved to another class, so the
+    right answer of every rule is known: the wrong labels are exactly the rows where the given
+    label is not the argmax.
+    """
+    rng = np.random.default_rng(seed)
+    clean = rng.integers(0, k, n)
+    conf = rng.uniform(0.55, 0.85, n)
+    probs = np.tile(((1 - conf) / (k - 1))[:, None], (1, k))
+    probs[np.arange(n), clean] = conf
+    wrong = rng.random(n) < noise
+    labels = np.where(wrong, (clean + rng.integers(1, k, n)) % k, clean)
+    return probs, labels, clean, wrong
+
+
+def test_score_is_one_minus_probability_of_the_given_label() -> None:
+    probs, labels, _, _ = noisy_problem()
+    scores, _ = score_label_issues(probs, labels)
+    np.testing.assert_allclose(scores, [1 - probs[i, y] for i, y in enumerate(labels)])
+    assert scores.min() >= 0 and scores.max() <= 1
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_every_rule_recovers_the_wrong_labels_of_an_ideal_model(rule: str) -> None:
+    probs, labels, _, wrong = noisy_problem()
+    _, issues = score_label_issues(probs, labels, rule=rule)
+    report = issue_report(issues, wrong)
+    # the model is right on every example, so the rules should find (almost) exactly the wrong labels
+    assert report["precision"] == pytest.approx(1.0)
+    assert report["recall"] >= 0.9
+
+
+def test_thresholds_are_mean_self_confidence_per_given_class() -> None:
+    probs = np.array([[0.9, 0.1, 0.0], [0.5, 0.3, 0.2], [0.2, 0.6, 0.2], [0.1, 0.2, 0.7]])
+    labels = np.array([0, 0, 1, 1])
+    # class 0: (0.9 + 0.5) / 2; class 1: (0.6 + 0.2) / 2; class 2 labels nothing: never cleared
+    t = per_class_thresholds(probs, labels)
+    np.testing.assert_allclose(t[:2], [0.7, 0.4])
+    assert t[2] > 1
+
+
+def test_per_class_threshold_uses_the_most_probable_class_that_clears_its_threshold() -> None:
+    # thresholds: t0 = mean(0.8, 0.3) = 0.55, t1 = mean(0.6, 0.44) = 0.52
+    probs = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.56, 0.44]])
+    labels = np.array([0, 0, 1, 1])
+    _, issues = score_label_issues(probs, labels)
+    # row 1 (label 0): p1 = 0.7 >= t1 -> counted as class 1: issue
+    # row 3 (label 1): p0 = 0.56 >= t0 and p1 < t1 -> counted as class 0: issue
+    assert issues.tolist() == [False, True, False, True]
+    assert confident_joint(probs, labels).tolist() == [[1, 1], [1, 1]]
+
+
+def test_per_class_threshold_differs_from_argmax_for_an_underconfident_class() -> None:
+    # The model is timid on class 1 (self-confidence about 0.4): argmax flags every class-1 row,
+    # the per-class threshold (t1 = 0.4) keeps those at or above it.
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.58, 0.42], [0.62, 0.38]])
+    labels = np.array([0, 0, 1, 1, 1])
+    _, by_argmax = score_label_issues(probs, labels, rule="argmax")
+    _, by_threshold = score_label_issues(probs, labels, rule="per-class-threshold")
+    assert by_argmax.tolist() == [False, False, True, True, True]
+    # t0 = 0.85: no class-1 row has p0 >= 0.85, so no class-1 row is counted as class 0
+    assert by_threshold.tolist() == [False, False, False, False, False]
+
+
+def test_noise_rate_rule_flags_the_highest_scores_per_class() -> None:
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6], [0.1, 0.9]])
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    _, issues = score_label_issues(probs, labels, rule="noise-rate", noise_rate=0.5)
+    # class 0 has 4 rows -> 2 flagged (scores 0.8, 0.4 highest); class 1 has 2 -> 1 flagged (0.4)
+    assert issues.tolist() == [False, True, True, False, True, False]
+
+
+def test_bad_inputs_name_the_problem() -> None:
+    probs = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match="softmax"):
+        score_label_issues(np.array([[2.0, -1.0]] * 3), np.array([0, 1, 0]))
+    with pytest.raises(ValueError, match=r"lie in \[0, 1\]"):
+        score_label_issues(probs, np.array([0, 2, 1]))
+    with pytest.raises(ValueError, match="shape"):
+        score_label_issues(probs, np.array([0, 1]))
+    with pytest.raises(ValueError, match="rule"):
+        score_label_issues(probs, np.array([0, 1, 0]), rule="vote")
+    with pytest.raises(ValueError, match="noise_rate"):
+        score_label_issues(probs, np.array([0, 1, 0]), noise_rate=0.2)
+
+
+def test_issue_report_against_closed_form() -> None:
+    issues = np.array([True, True, True, False, False])
+    wrong = np.array([True, False, True, True, False])
+    report = issue_report(issues, wrong)
+    # 2 hits of 3 flagged, 2 of 3 wrong found
+    assert report["precision"] == pytest.approx(2 / 3)
+    assert report["recall"] == pytest.approx(2 / 3)
+    assert report["f1"] == pytest.approx(2 / 3)
+    assert report["noise_rate"] == pytest.approx(3 / 5)
+    assert issue_report(np.zeros(3, bool), np.zeros(3, bool))["f1"] == 0.0
+
+
+class Linear(nn.Module):
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.fc = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        with torch.no_grad():
+            self.fc.weight.copy_(weight)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(features)
+
+
+def test_find_label_issues_with_a_plain_module_adds_columns_and_reports() -> None:
+    rng = np.random.default_rng(0)
+    n, k = 200, 3
+    clean = rng.integers(0, k, n)
+    features = np.eye(k)[clean] * 3.0 + rng.normal(0, 0.1, (n, k))
+    labels = clean.copy()
+    flip = rng.random(n) < 0.25
+    labels[flip] = (clean[flip] + 1) % k
+    data = Dataset.from_dict({"features": features.tolist(), "label": labels.tolist(), "clean_label": clean.tolist(),
+                              "is_noisy": flip.tolist()})
+    model = Linear(torch.eye(k))
+    result = find_label_issues(model, data, batch_size=64)
+    expected = softmax(features)  # the identity model's logits are the features
+    np.testing.assert_allclose(result.probs, expected, rtol=1e-5)
+    assert result.dataset.column_names[-2:] == ["label_issue_score", "is_label_issue"]
+    np.testing.assert_allclose(result.dataset["label_issue_score"], 1 - expected[np.arange(n), labels], rtol=1e-5)
+    # the model knows the true class, so the flagged set is the flipped set
+    assert result.report["f1"] == pytest.approx(1.0)
+    assert result.report["wrong"] == int(flip.sum())
+
+
+def test_find_label_issues_accepts_probabilities_and_works_without_clean_labels() -> None:
+    probs, labels, _, _ = noisy_problem(n=50)
+    data = Dataset.from_dict({"label": labels.tolist()})
+    result = find_label_issues(probs, data, rule="argmax")
+    assert result.report is None
+    assert result.dataset["is_label_issue"] == (probs.argmax(1) != labels).tolist()
+    with pytest.raises(ValueError, match="label column"):
+        find_label_issues(probs, data, label_column="noisy")
