@@ -47,14 +47,16 @@ TARGET_SPEEDUP_SMALL = 1.0  # reference / jal-ce at N=512, at least
 
 
 def reference_jal_ce(logits: torch.Tensor, labels: torch.Tensor, alpha: float, beta: float, a: float) -> torch.Tensor:
-    """JAL-CE written as the official code does: NCE from log_softmax, AMSE from softmax."""
+    """JAL-CE composed as the official code does: an NCE module and an AMSE module, each with its
+    own one-hot, NCE from ``log_softmax``, AMSE from a separate ``softmax``; autograd backward."""
     num_classes = logits.shape[1]
     logp = F.log_softmax(logits, dim=1)
     one_hot = F.one_hot(labels, num_classes).float()
-    nce = (-(one_hot * logp).sum(dim=1) / -logp.sum(dim=1)).mean()
+    nce = -(one_hot * logp).sum(dim=1) / -logp.sum(dim=1)
     probs = F.softmax(logits, dim=1)
-    amse = (probs - a * one_hot).pow(2).mean()
-    return alpha * nce + beta * amse
+    one_hot_amse = F.one_hot(labels, num_classes).float()
+    amse = (probs - a * one_hot_amse).pow(2).mean()
+    return alpha * nce.mean() + beta * amse
 
 
 def make_parser() -> argparse.ArgumentParser:

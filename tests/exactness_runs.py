@@ -45,6 +45,24 @@ def make_model() -> nn.Module:
     return TinyMLP()
 
 
+def tiny_bert() -> nn.Module:
+    """A transformers classification head (BERT), no dropout so that forward is deterministic."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=NUM_CLASSES, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    return BertForSequenceClassification(config)
+
+
+def token_dataset() -> Dataset:
+    g = torch.Generator().manual_seed(7)
+    ids = torch.randint(1, 50, (NUM_SAMPLES, 5), generator=g)
+    labels = torch.randint(0, NUM_CLASSES, (NUM_SAMPLES,), generator=g)
+    return Dataset.from_dict({"input_ids": ids.tolist(), "labels": labels.tolist()}).with_format("torch")
+
+
 def train_one_step(batch_size: int, accumulation: int, trainer_cls: Any = None, model: nn.Module | None = None,
                    dataset: Dataset | None = None, **config: Any) -> dict[str, Any]:
     """Train one optimiser step and return {"weights": {name: list}, "loss": logged loss, ...}."""
@@ -85,8 +103,18 @@ def train_one_step(batch_size: int, accumulation: int, trainer_cls: Any = None, 
     }
 
 
+def plain_trainer_on_bert(batch_size: int, accumulation: int) -> dict[str, Any]:
+    """The default Trainer with a transformers head: its loss grows with the batch split."""
+    from transformers import Trainer
+
+    return train_one_step(batch_size, accumulation, trainer_cls=Trainer, model=tiny_bert(), dataset=token_dataset())
+
+
 if __name__ == "__main__":
-    result = train_one_step(batch_size=2, accumulation=2)
+    results = {
+        "jal": train_one_step(batch_size=2, accumulation=2),
+        "plain_bert": plain_trainer_on_bert(batch_size=2, accumulation=2),
+    }
     if torch.distributed.get_rank() == 0:
         with open(sys.argv[1], "w") as f:
-            json.dump(result, f)
+            json.dump(results, f)

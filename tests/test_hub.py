@@ -49,8 +49,9 @@ K, PER_CLASS, RATE = 3, 8, 0.25
 MIN_A_SYMMETRIC = (K - 1) / (K - 1 - K * RATE)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
-class _Trainer(ModelCardMixin, JALTrainer):
-    """What the lead's `JALTrainer(ModelCardMixin, Trainer)` will be; correct before and after."""
+# `JALTrainer(ModelCardMixin, Trainer)` once the mixin is wired in; until then, the same combination here.
+# (`class _T(ModelCardMixin, JALTrainer)` would have no consistent MRO once JALTrainer has the mixin.)
+_Trainer = JALTrainer if issubclass(JALTrainer, ModelCardMixin) else type("_Trainer", (ModelCardMixin, JALTrainer), {})
 
 
 def _noisy_labels() -> tuple[np.ndarray, np.ndarray]:
@@ -71,7 +72,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     run = tmp_path_factory.mktemp("runs") / "trec-sym25-jal-ce"
     tokenizer = AutoTokenizer.from_pretrained(str(MINILM))
     clean, noisy = _noisy_labels()
-    texts = [f"question about topic {c} number {i}" for i, c in enumerate(clean)]
+    words = ["apple", "river", "engine"]  # one word per class: learnable in a few steps
+    texts = [f"question about {words[c]} number {i}" for i, c in enumerate(clean)]
     encoded = dict(tokenizer(texts, padding="max_length", max_length=12, truncation=True))
     train = Dataset.from_dict({**encoded, "labels": noisy.tolist(), "clean_label": clean.tolist()})
     test = Dataset.from_dict({**encoded, "labels": clean.tolist()})
@@ -80,7 +82,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                         intermediate_size=16, max_position_embeddings=16, num_labels=K)  # fmt: skip
     args = JALConfig(output_dir=str(run), loss_type="jal-ce", loss_preset="cifar10", num_train_epochs=2,
                      per_device_train_batch_size=8, eval_strategy="epoch", logging_strategy="epoch",
-                     save_strategy="no", learning_rate=1e-3, report_to=[], use_cpu=True, seed=0)  # fmt: skip
+                     save_strategy="no", learning_rate=0.1, report_to=[], use_cpu=True, seed=0)  # fmt: skip
     trainer = _Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=train,
                        eval_dataset=test, processing_class=tokenizer, compute_metrics=compute_metrics_fn())  # fmt: skip
     trainer.add_callback(MemorisationCallback(trainer, train, label_column="labels"))  # memorisation.json
@@ -179,7 +181,7 @@ def test_card_records_noise_loss_a_check_plot_and_citation(trained: dict[str, An
     assert "@inproceedings{" in text and "2507.17692" in text and "Joint Asymmetric Loss" in text
     assert 'model="me/tiny"' in text
     # the plot beside the card, and the one written into the run folder
-    assert "![Clean test accuracy per epoch](tiny.png)" in text
+    assert "![Learning curve: loss and clean test accuracy per epoch](tiny.png)" in text
     assert (tmp_path / "model_cards" / "tiny.png").read_bytes().startswith(PNG_MAGIC)
     assert (run / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
     assert "\n\n\n" not in text
@@ -200,6 +202,8 @@ def test_memorisation_is_read_from_the_callback_file(trained: dict[str, Any], ru
     data = JALCardData.from_run(run_copy)
     assert data.noisy_label_accuracy == pytest.approx(noisy_accuracy)
     rows = json.loads((run_copy / "memorisation.json").read_text())["rows"]
+    # the two fractions differ, so the weighting by the number of wrong labels matters
+    assert rows[-1]["noisy_memorised"] != rows[-1]["clean_fit"]
     assert data.memorisation == rows[-1]["noisy_memorised"]
     text = str(data.to_model_card())
     assert "Memorisation of the wrong training labels" in text and "wrong label memorised" in text
@@ -321,7 +325,7 @@ def test_push_run_uploads_model_tokenizer_records_and_card(online: None, run_cop
     model = AutoModelForSequenceClassification.from_pretrained(hub)
     tokenizer = AutoTokenizer.from_pretrained(hub)
     original = AutoModelForSequenceClassification.from_pretrained(run_copy)
-    batch = tokenizer(["question about topic 1"], return_tensors="pt")
+    batch = tokenizer(["question about river", "engine"], return_tensors="pt", padding=True)
     with torch.no_grad():
         torch.testing.assert_close(model(**batch).logits, original(**batch).logits)
 

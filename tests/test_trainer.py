@@ -12,12 +12,20 @@ from pathlib import Path
 import pytest
 import torch
 from datasets import Dataset
-from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments
+from transformers import Trainer, TrainingArguments
 
 from jal_trainer import JALConfig, JALTrainer, make_compute_loss_func
 
 sys.path.insert(0, str(Path(__file__).parent))
-from exactness_runs import NUM_CLASSES, make_dataset, make_model, train_one_step  # noqa: E402
+from exactness_runs import (  # noqa: E402
+    NUM_CLASSES,
+    make_dataset,
+    make_model,
+    plain_trainer_on_bert,
+    tiny_bert,
+    token_dataset,
+    train_one_step,
+)
 
 
 def max_weight_diff(a: dict, b: dict) -> float:
@@ -56,13 +64,17 @@ def test_two_processes_give_the_same_update(reference_run: dict, tmp_path: Path)
            str(script), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    results = json.loads(out.read_text())
+    result = results["jal"]
     assert result["world_size"] == 2
     assert max_weight_diff(reference_run["weights"], result["weights"]) <= 1e-6
     assert result["loss"] == pytest.approx(reference_run["loss"], rel=1e-6)
     # the parts are gathered over both processes, so they match the one-process values too
     assert result["log"]["loss_active"] == pytest.approx(reference_run["log"]["loss_active"], rel=1e-5)
     assert result["log"]["loss_passive"] == pytest.approx(reference_run["log"]["loss_passive"], rel=1e-5)
+    # the default Trainer with a transformers head: 2 accumulation steps x 2 processes -> 4x the loss
+    plain_one = plain_trainer_on_bert(batch_size=8, accumulation=1)
+    assert results["plain_bert"]["loss"] / plain_one["loss"] == pytest.approx(4.0, rel=0.1)
 
 
 def test_logged_parts_add_up_to_the_loss() -> None:
@@ -80,22 +92,6 @@ def test_l1_weight_decay_is_added_once_per_step() -> None:
     assert with_l1["loss"] - without["loss"] == pytest.approx(lam * l1, rel=1e-4)
 
 
-def tiny_bert() -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, num_labels=NUM_CLASSES, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
-    return BertForSequenceClassification(config)
-
-
-def token_dataset() -> Dataset:
-    g = torch.Generator().manual_seed(7)
-    ids = torch.randint(1, 50, (8, 5), generator=g)
-    labels = torch.randint(0, NUM_CLASSES, (8,), generator=g)
-    return Dataset.from_dict({"input_ids": ids.tolist(), "labels": labels.tolist(),
-                              "clean_label": labels.tolist()}).with_format("torch")
-
-
 def test_transformers_head_is_exact_with_jal_trainer() -> None:
     runs = [train_one_step(b, ga, model=tiny_bert(), dataset=token_dataset(), loss_type="ce", loss_preset=None)
             for b, ga in [(8, 1), (4, 2)]]
@@ -105,17 +101,9 @@ def test_transformers_head_is_exact_with_jal_trainer() -> None:
 
 def test_plain_trainer_with_transformers_head_is_not_exact() -> None:
     """The reason to switch: the default Trainer's loss doubles with 2 accumulation steps."""
-    def plain(batch: int, ga: int) -> dict:
-        return train_one_step(batch, ga, trainer_cls=_PlainTrainer, model=tiny_bert(),
-                              dataset=token_dataset().remove_columns("clean_label"))
-
-    one, two = plain(8, 1), plain(4, 2)
+    one, two = plain_trainer_on_bert(8, 1), plain_trainer_on_bert(4, 2)
     assert two["loss"] / one["loss"] == pytest.approx(2.0, rel=0.1)
     assert max_weight_diff(one["weights"], two["weights"]) > 1e-4
-
-
-class _PlainTrainer(Trainer):
-    """The plain Trainer, fed the same JALConfig (its extra fields are simply unused)."""
 
 
 def test_compute_loss_func_makes_the_plain_trainer_exact() -> None:

@@ -26,8 +26,12 @@ _EXPORTS: dict[str, str] = {
     "make_compute_loss_func": "jal_trainer.trainer",
     "transition_matrix": "jal_trainer.noise",
     "min_admissible_a": "jal_trainer.noise",
+    "check_a": "jal_trainer.noise",
+    "NoiseReport": "jal_trainer.noise",
     "add_label_noise": "jal_trainer.noisy_datasets",
     "noise_report": "jal_trainer.noisy_datasets",
+    "MemorisationCallback": "jal_trainer.callbacks",
+    "find_label_issues": "jal_trainer.label_issues",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -35,7 +39,9 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from jal_trainer.config import JALConfig
     from jal_trainer.losses import LOSS_NAMES, PRESETS, build_loss
-    from jal_trainer.noise import min_admissible_a, transition_matrix
+    from jal_trainer.callbacks import MemorisationCallback
+    from jal_trainer.label_issues import find_label_issues
+    from jal_trainer.noise import NoiseReport, check_a, min_admissible_a, transition_matrix
     from jal_trainer.noisy_datasets import add_label_noise, noise_report
     from jal_trainer.trainer import JALTrainer, make_compute_loss_func
 

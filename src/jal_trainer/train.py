@@ -26,6 +26,7 @@ from transformers.utils import logging
 
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
 from jal_trainer.config import JALConfig
+from jal_trainer.metrics import compute_metrics_fn
 from jal_trainer.trainer import JALTrainer
 
 logger = logging.get_logger(__name__)
@@ -58,6 +59,9 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
         processing_class=parts.get("processing_class"),
         callbacks=parts.get("callbacks"),
     )
+    for callback in parts.get("callbacks") or []:
+        if hasattr(callback, "bind"):
+            callback.bind(trainer)
     trainer.train()
     metrics = trainer.evaluate(metric_key_prefix="test")
     result = {k.removeprefix("test_"): v for k, v in metrics.items()}
@@ -139,9 +143,11 @@ def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict,
 
 
 def _features_for_instance_noise(train: Any) -> np.ndarray:
+    from jal_trainer.data import image_array
+
     if "pixel_values" not in train.column_names:
         raise ValueError("noise_type='instance' needs image features (pixel_values); use a vision data set.")
-    pixels = np.asarray(train.with_format("numpy")["pixel_values"], dtype=np.float32)
+    pixels = image_array(train).astype(np.float32)
     return pixels.reshape(len(pixels), -1) / 255.0
 
 
@@ -153,28 +159,30 @@ def build_model_parts(model_args: ModelArguments, data: DataArguments, dataset: 
     """The model, its collator, processing class and metrics for this data set."""
     names = dataset["train"].features[LABEL].names
     if model_args.model in VISION_MODELS:
-        parts = _vision_parts(model_args, data, dataset, names)
+        parts = _vision_parts(model_args, data, dataset, names, args)
     else:
         parts = _text_parts(model_args, data, dataset, names)
-    parts["compute_metrics"] = accuracy_metrics
+    parts["compute_metrics"] = compute_metrics_fn()
     parts["callbacks"] = _callbacks(data, parts["dataset"])
     return parts
 
 
 def _vision_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
-                  names: list[str]) -> dict[str, Any]:
-    from jal_trainer.data import ImageCollator, image_stats
+                  names: list[str], args: JALConfig) -> dict[str, Any]:
+    from jal_trainer.data import DeviceImageCollator, DeviceImageDataset, image_stats
     from jal_trainer.models import build_vision_model
 
-    shape = np.asarray(dataset["train"][0]["pixel_values"]).shape  # (C, H, W)
-    model = build_vision_model(model_args.model, num_labels=len(names), num_channels=shape[0],
-                               image_size=shape[1], id2label=dict(enumerate(names)))
+    channels, size = np.asarray(dataset["train"][0]["pixel_values"]).shape[:2]
+    model = build_vision_model(model_args.model, label_names=names, num_channels=channels, image_size=size)
+    # The images live as one uint8 tensor on the training device (the GPU when there is one) and
+    # each batch is gathered, augmented and normalised there: no per-image Python work.
     mean, std = image_stats(data.dataset)
-    collators = {
-        "train": ImageCollator(augment=data.augment, mean=mean, std=std),
-        "eval": ImageCollator(augment=False, mean=mean, std=std),
+    splits = {
+        split: DeviceImageDataset(ds, augment=data.augment and split == "train", mean=mean, std=std,
+                                  seed=args.seed, device=args.device)
+        for split, ds in dataset.items()
     }
-    return {"model": model, "dataset": dataset, "collator": _SplitCollator(**collators)}
+    return {"model": model, "dataset": splits, "collator": DeviceImageCollator()}
 
 
 def _text_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
@@ -201,26 +209,17 @@ def _text_parts(model_args: ModelArguments, data: DataArguments, dataset: Datase
             "processing_class": tokenizer}
 
 
-class _SplitCollator:
-    """Augments training batches only: the Trainer calls its collator for both, in train or eval mode."""
+def _callbacks(data: DataArguments, dataset: Any) -> list[Any]:
+    """The memorisation callback (one extra forward pass over the training set per epoch)."""
+    if not data.track_memorisation:
+        return []
+    from jal_trainer.callbacks import memorisation_callback_for
 
-    def __init__(self, train: Any, eval: Any) -> None:
-        self.train, self.eval = train, eval
-        self.training = True
-
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return (self.train if self.training else self.eval)(rows)
-
-
-def accuracy_metrics(eval_pred: Any) -> dict[str, float]:
-    """Accuracy of the argmax prediction on the evaluation labels (clean on the test split)."""
-    logits, labels = eval_pred.predictions, eval_pred.label_ids
-    logits = logits[0] if isinstance(logits, tuple) else logits
-    return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
-
-
-def _callbacks(data: DataArguments, dataset: DatasetDict) -> list[Any]:
-    return []
+    train = dataset["train"]
+    # Score the training rows without augmentation: memorisation is about the stored labels.
+    rows = train.without_augmentation() if hasattr(train, "without_augmentation") else train
+    callback = memorisation_callback_for(rows)
+    return [callback] if callback is not None else []
 
 
 # ---- outputs ------------------------------------------------------------------------------------

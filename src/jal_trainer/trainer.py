@@ -32,6 +32,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
 from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
+from jal_trainer.hub import ModelCardMixin
 
 logger = logging.get_logger(__name__)
 
@@ -129,7 +130,7 @@ def _as_jal_config(args: TrainingArguments | None) -> JALConfig:
     return JALConfig(**values)
 
 
-class JALTrainer(Trainer):
+class JALTrainer(ModelCardMixin, Trainer):
     """`transformers.Trainer` that trains with a robust loss (JAL-CE by default) from `JALConfig`.
 
     Works with transformers classification models and with any ``nn.Module`` whose ``forward``
@@ -276,6 +277,8 @@ class JALTrainer(Trainer):
 
 def _realised_noise(dataset: Any, clean_column: str) -> Any:
     """`NoiseReport` of a dataset with clean and noisy label columns, or ``None`` without clean labels."""
+    if not hasattr(dataset, "column_names"):  # a torch wrapper of a datasets split, like DeviceImageDataset
+        dataset = getattr(dataset, "dataset", None)
     names = getattr(dataset, "column_names", None)
     if not names or clean_column not in names:
         return None

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+
 import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -221,6 +223,7 @@ class DeviceImageDataset(torch.utils.data.Dataset):
         if (mean is None) != (std is None):
             raise ValueError("pass both mean and std (or neither); see jal_trainer.data.image_stats.")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.dataset = dataset  # the source split, for code that reads its columns (noise checks, callbacks)
         self.augment, self.mean, self.std = augment, mean, std
         self.crop_padding, self.flip = crop_padding, flip
         self._rng = _SeededGenerator(seed)
@@ -237,6 +240,12 @@ class DeviceImageDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def without_augmentation(self) -> DeviceImageDataset:
+        """The same rows (sharing the device tensors, no copy) served without augmentation."""
+        view = copy.copy(self)
+        view.augment = False
+        return view
 
     def __getitem__(self, index: int) -> DeviceRow:
         if not -len(self) <= index < len(self):

@@ -28,6 +28,7 @@ import datasets
 import numpy as np
 import pyarrow as pa
 from datasets.features.features import Array3DExtensionType
+from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 from tqdm.auto import tqdm
 
@@ -140,7 +141,7 @@ def images_to_dataset(
     features_ = datasets.Features(feats)
     table = InMemoryTable(pa.table(arrays).cast(features_.arrow_schema))
     # An explicit fingerprint skips hashing the whole pixel table (seconds for CIFAR).
-    fingerprint = fingerprint or datasets.fingerprint.generate_random_fingerprint()
+    fingerprint = fingerprint or generate_random_fingerprint()
     return datasets.Dataset(table, info=datasets.DatasetInfo(features=features_), fingerprint=fingerprint)
 
 

@@ -275,9 +275,9 @@ class CombinedLoss(RobustLoss):
     def parts(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Per-sample ``(alpha * active, beta * passive)``, each ``(N,)``, 0 at ignored samples.
 
-        Float32 (float64 for float64 logits). Their sum is ``forward`` with
-        ``reduction="none"``. Differentiable, but meant for logging: call it under
-        ``torch.no_grad()``.
+        Float32 (float64 for float64 logits). Their sum is exactly ``forward`` with
+        ``reduction="none"``, and they are differentiable, so a training loop can log both
+        parts and back-propagate their sum from one call.
 
         Example:
             >>> from jal_trainer.losses import build_loss

@@ -80,23 +80,23 @@ class _NormalisedAMSE(torch.autograd.Function):
 
         if gamma is not None:
             row_max = logits.amax(dim=1, keepdim=True)
-            # lse = log sum_k exp(z_k - max z), in [0, log K]: the largest p_k is exp(-lse).
-            # Kept apart from max z so that a small -log p_y keeps its precision.
-            lse = probs.amax(dim=1, keepdim=True).log_().neg_()
-            nll = (row_max - logits.gather(1, idx)).add_(lse)  # -log p_y
+            # lse = log sum_k exp(z_k - max z) = -log(max_k p_k), in [0, log K]; kept apart
+            # from max z so that a small -log p_y keeps its precision.
+            neg_lse = probs.amax(dim=1, keepdim=True).log_()
+            nll = (row_max - logits.gather(1, idx)).sub_(neg_lse)  # -log p_y
             if gamma == 0.0:  # NCE: every weight is 1, W = K, no (N, K) weight matrix
                 # -sum_k log p_k = K max z - sum_k z_k + K lse
                 norm = (row_max * num_classes).sub_(logits.sum(dim=1, keepdim=True))
-                inv_norm = norm.add_(lse, alpha=num_classes).reciprocal_()
+                inv_norm = norm.sub_(neg_lse, alpha=num_classes).reciprocal_()
                 active = nll.mul_(inv_norm)
-                slope_active = 1.0 - num_classes * active  # w_y - L W
+                slope_active = torch.rsub(active, 1.0, alpha=num_classes)  # w_y - L W = 1 - K L
             else:
                 weights = (1.0 - probs).pow_(gamma)  # detached focal weights (1 - p_k)^gamma
                 w_y = weights.gather(1, idx)
                 w_sum = weights.sum(dim=1, keepdim=True)
                 # sum_k w_k (-log p_k) = max z * W - sum_k w_k z_k + lse * W
                 norm = (row_max * w_sum).sub_(_row_dot(weights, logits))
-                inv_norm = norm.addcmul_(lse, w_sum).reciprocal_()
+                inv_norm = norm.addcmul_(neg_lse, w_sum, value=-1.0).reciprocal_()
                 active = nll.mul_(w_y).mul_(inv_norm)
                 slope_active = w_y - active * w_sum
 
@@ -111,11 +111,10 @@ class _NormalisedAMSE(torch.autograd.Function):
         ctx.save_for_backward(
             probs, idx, weights, active, inv_norm, slope_active, w_y, slope_passive, a_p_y
         )
-        zeros = logits.new_zeros(logits.shape[0])
-        return (
-            zeros if active is None else active.squeeze(1),
-            zeros if passive is None else passive.squeeze(1),
-        )
+        if active is None or passive is None:
+            zeros = logits.new_zeros(logits.shape[0], 1)
+            active, passive = (zeros, passive) if active is None else (active, zeros)
+        return active.squeeze(1), passive.squeeze(1)
 
     @staticmethod
     @once_differentiable

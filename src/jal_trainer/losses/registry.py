@@ -119,12 +119,14 @@ def preset_params(name: str, preset: str) -> dict[str, float]:
         raise _unknown("preset", preset, list(PRESETS))
     if name not in PRESETS[preset]:
         defining = [key for key, losses in PRESETS.items() if name in losses]
-        where = f"presets that define it: {', '.join(defining)}" if defining else "no preset defines it"
         params = ", ".join(spec.name for spec in LOSS_CLASSES[name].param_specs)
-        raise ValueError(
-            f"preset {preset!r} has no values for loss {name!r} ({where}); use one of those, "
-            f"or build it without a preset and pass its parameters ({params})."
+        fix = f"build it without a preset and pass its parameters ({params})"
+        where = (
+            f"presets that define it: {', '.join(defining)}; use one of those, or {fix}"
+            if defining
+            else f"no preset defines it; {fix}"
         )
+        raise ValueError(f"preset {preset!r} has no values for loss {name!r}: {where}.")
     return dict(PRESETS[preset][name])
 
 

@@ -22,12 +22,9 @@ from jal_trainer.losses.fused import normalised_amse_terms
 GAMMA = Param("gamma", 0.5, minimum=0.0, reason="the focal exponent of (1 - p)^gamma")
 SCALE = Param("scale", 2.0, minimum=0.0, reason="a negative scale turns the loss into a gain")
 Q = Param("q", 0.7, minimum=0.0, exclusive=True, reason="the formula divides by q")
-A_AMSE = Param(
-    "a", 30.0, minimum=1.0, exclusive=True,
-    reason="AMSE is asymmetric only for a > 1; a = 1 is plain MSE",
-)  # fmt: skip
-A_AGCE = Param("a", 6.0, minimum=0.0, exclusive=True, reason="(a + p_y)^q needs a + p_y > 0 for every p_y")
-A_AUL = Param("a", 6.3, minimum=1.0, exclusive=True, reason="(a - p_y)^q needs a - p_y > 0 for every p_y <= 1")
+A_AMSE = Param("a", 30.0, minimum=1.0, exclusive=True, reason="AMSE is asymmetric only for a > 1; a = 1 is MSE")
+A_AGCE = Param("a", 6.0, minimum=0.0, exclusive=True, reason="(a + p_y)^q needs a + p_y > 0 at p_y = 0")
+A_AUL = Param("a", 6.3, minimum=1.0, exclusive=True, reason="(a - p_y)^q needs a - p_y > 0 at p_y = 1")
 A_AEL = Param("a", 5.0, minimum=0.0, exclusive=True, reason="exp(-p_y / a) divides by a")
 Q_AGCE = Q.with_default(1.5)
 Q_AUL = Q.with_default(1.5)

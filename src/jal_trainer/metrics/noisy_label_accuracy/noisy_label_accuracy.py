@@ -25,7 +25,8 @@ Outputs:
 Example:
     >>> import evaluate
     >>> metric = evaluate.load("src/jal_trainer/metrics/noisy_label_accuracy")  # doctest: +SKIP
-    >>> metric.compute(predictions=[0, 1, 1, 2], references=[0, 1, 2, 2], noisy_references=[0, 1, 1, 0])  # doctest: +SKIP
+    >>> metric.compute(predictions=[0, 1, 1, 2], references=[0, 1, 2, 2],
+    ...                noisy_references=[0, 1, 1, 0])  # doctest: +SKIP
     {'accuracy': 0.75, 'noisy_label_accuracy': 0.75, 'memorisation': 0.5}
 """
 
@@ -38,7 +39,8 @@ import numpy as np
 _CITATION = """\
 @inproceedings{wang2025jal,
   title     = {Joint Asymmetric Loss for Learning with Noisy Labels},
-  author    = {Wang, Jialiang and Liu, Xianming and Zhou, Xiong and Hu, Gangfeng and Zhai, Deming and Jiang, Junjun and Ji, Xiangyang},
+  author    = {Wang, Jialiang and Liu, Xianming and Zhou, Xiong and Hu, Gangfeng and Zhai, Deming
+               and Jiang, Junjun and Ji, Xiangyang},
   booktitle = {Proceedings of the IEEE/CVF International Conference on Computer Vision (ICCV)},
   year      = {2025},
   eprint    = {2507.17692},
@@ -63,6 +65,8 @@ Returns:
     memorisation (`float`, with noisy_references): over samples with noisy_references != references,
         mean of predictions == noisy_references (NaN if there is none).
 Examples:
+    >>> from jal_trainer.metrics import load_metric
+    >>> metric = load_metric()
     >>> metric.compute(predictions=[0, 1, 1, 2], references=[0, 1, 2, 2], noisy_references=[0, 1, 1, 0])
     {'accuracy': 0.75, 'noisy_label_accuracy': 0.75, 'memorisation': 0.5}
 """
@@ -101,7 +105,8 @@ class NoisyLabelAccuracy(evaluate.Metric):
         clean = _as_labels(references, "references")
         if pred.shape != clean.shape:
             raise ValueError(
-                f"predictions ({pred.size}) and references ({clean.size}) differ in length; pass one label per prediction."
+                f"predictions ({pred.size}) and references ({clean.size}) differ in length; "
+                "pass one label per prediction."
             )
         result = {"accuracy": float((pred == clean).mean()) if pred.size else float("nan")}
         if noisy_references is None:

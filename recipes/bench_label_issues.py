@@ -1,0 +1,338 @@
+"""Benchmark: find the wrong labels after ONE JAL training, against cleanlab with k-fold CE.
+
+For each data set with real label noise and known clean labels:
+
+- **ours**: train the model once with JAL-CE on the noisy labels, predict on the training set
+  itself, flag with `jal_trainer.label_issues.find_label_issues` (rule: per-class thresholds of
+  confident learning; the other rules and cleanlab's filter on the same in-sample
+  probabilities are reported too). Seconds = that one training + the scoring pass.
+- **cleanlab**: out-of-fold probabilities from 5 CE trainings of the same model (cleanlab's
+  default ``cv_n_folds=5``), then ``cleanlab.filter.find_label_issues`` (its default
+  ``filter_by="prune_by_noise_rate"``). Seconds = the 5 trainings + their held-out predictions
+  + the filter.
+- **ablation**: our rule on the in-sample probabilities of one CE training: why the robust
+  loss matters (CE memorises the wrong labels, so in-sample it no longer disagrees with them).
+
+Both full trainings (JAL-CE and CE) run `MemorisationCallback` and evaluate on the clean test set
+every epoch; their memorisation curves go to ``memorisation_<dataset>.png`` (CE against JAL-CE on
+the same noisy data). The callback passes and the evaluations are excluded from ``seconds``.
+
+Scale (2 shared CPU cores, about 15 minutes in all on a quiet machine; see SETTINGS):
+
+- youtube, trec (WRENCH): majority vote of the weak labels (ties and all-abstain rows drawn at
+  random with the seed, as ``jal train`` does); all-MiniLM-L6-v2 frozen, its sentence embeddings
+  computed once and cached (excluded from every ``seconds``), an MLP head trained on them.
+- cifar10n-worst: a class-stratified 5,000-image subset of CIFAR-10 train with the CIFAR-10N
+  ``worse_label`` (40% wrong), 1,000 clean test images, a narrow 3-conv version of the paper's
+  CNN (channels 16/32/64) trained from scratch for a few epochs, no augmentation.
+
+Needs the ``bench`` extra (``pip install -e .[bench]``: cleanlab, scikit-learn).
+
+Example:
+    $ HF_HUB_OFFLINE=1 python recipes/bench_label_issues.py
+    $ HF_HUB_OFFLINE=1 python recipes/bench_label_issues.py --datasets youtube --out /tmp/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jal_trainer import JALConfig, JALTrainer
+from jal_trainer.callbacks import MemorisationCallback
+from jal_trainer.label_issues import find_label_issues, issue_report, softmax, trainer_logits
+from jal_trainer.report import markdown_table, memorisation_table, plot_memorisation
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# ---- settings ----------------------------------------------------------------------------------
+SEED = 0
+FOLDS = 5  # cleanlab's default number of cross-validation folds
+RULE = "per-class-threshold"  # our documented default rule
+JAL = {"loss_type": "jal-ce", "loss_preset": "cifar10"}  # alpha 1, beta 1, a 30: the paper's CIFAR-10 values
+SETTINGS: dict[str, dict[str, Any]] = {
+    # Text: an MLP head (one hidden ReLU layer of 384) on frozen MiniLM sentence embeddings. Adam,
+    # enough epochs for CE to reach (and memorise) the noisy labels: a head trains in seconds.
+    "youtube": {"kind": "text", "epochs": 30, "lr": 1e-3, "batch": 32, "hidden_layers": 1},
+    "trec": {"kind": "text", "epochs": 30, "lr": 1e-3, "batch": 64, "hidden_layers": 1},
+    # Vision: 5,000 training images are what 2 CPU cores train 7 times (JAL, CE, 5 folds) in minutes.
+    "cifar10n-worst": {"kind": "vision", "epochs": 8, "lr": 2e-3, "batch": 128, "train_subset": 5000,
+                       "test_subset": 1000, "channels": (16, 32, 64), "hidden": 64},
+}
+ENCODER = "${shared}/models/all-MiniLM-L6-v2"
+
+
+# ---- data ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Task:
+    """A noisy training set, its clean test set, and how to build and feed the model."""
+
+    name: str
+    train: Any  # datasets.Dataset: inputs, label (noisy), clean_label, is_noisy
+    test: Any
+    make_model: Callable[[], torch.nn.Module]
+    wrap: Callable[[Any], Any]  # a datasets.Dataset -> what the Trainer reads
+    collator: Any
+    settings: dict[str, Any]
+    prepare_seconds: float
+
+
+def text_task(name: str) -> Task:
+    from datasets import DatasetDict
+
+    from jal_trainer.data import load_wrench
+    from jal_trainer.noisy_datasets import add_label_noise
+    from jal_trainer.paths import resolve_path
+    from jal_trainer.probe import embed_dataset, probe_model
+
+    start = time.perf_counter()
+    raw = load_wrench(name)
+    data = DatasetDict({"train": raw["train"], "test": raw["test"]})
+    data = add_label_noise(data, "majority-vote", None, seed=SEED, column="weak_labels", splits=["train"])
+    encoder = str(resolve_path(ENCODER))
+    data = embed_dataset(data.remove_columns("weak_labels"), encoder)
+    names = data["train"].features["label"].names
+    cfg = SETTINGS[name]
+
+    def make_model() -> torch.nn.Module:
+        return probe_model(encoder, len(names), dict(enumerate(names)), hidden_layers=cfg["hidden_layers"])
+
+    return Task(name, data["train"].with_format("torch"), data["test"].with_format("torch"), make_model, lambda ds: ds, None,
+                cfg, time.perf_counter() - start)
+
+
+def vision_task(name: str) -> Task:
+    from jal_trainer.data import DeviceImageCollator, DeviceImageDataset, image_stats, load_cifar10n
+    from jal_trainer.models import build_vision_model
+    from jal_trainer.noisy_datasets import add_label_noise
+
+    start = time.perf_counter()
+    cfg = SETTINGS[name]
+    data = load_cifar10n(train_subset=cfg["train_subset"], test_subset=cfg["test_subset"], seed=SEED)
+    data = add_label_noise(data, "column", None, seed=SEED, column="worse_label", splits=["train"])
+    keep = ["pixel_values", "label", "clean_label", "is_noisy"]
+    train, test = data["train"].select_columns(keep), data["test"].select_columns(["pixel_values", "label"])
+    mean, std = image_stats("cifar10")
+    names = train.features["label"].names
+
+    def make_model() -> torch.nn.Module:
+        return build_vision_model("cnn8", label_names=names, stage_channels=cfg["channels"], convs_per_stage=1,
+                                  hidden_size=cfg["hidden"])
+
+    def wrap(ds: Any) -> Any:
+        # images as one uint8 tensor, batches gathered by index: no per-row conversion
+        return DeviceImageDataset(ds, mean=mean, std=std, augment=False)
+
+    return Task(name, train, test, make_model, wrap, DeviceImageCollator(), cfg, time.perf_counter() - start)
+
+
+def load_task(name: str) -> Task:
+    if name not in SETTINGS:
+        raise ValueError(f"Unknown data set {name!r}. Choose from {', '.join(SETTINGS)}.")
+    return text_task(name) if SETTINGS[name]["kind"] == "text" else vision_task(name)
+
+
+# ---- training --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fit:
+    trainer: JALTrainer
+    seconds: float  # training only: callback passes and evaluations subtracted
+    rows: list[dict[str, Any]]
+
+
+def accuracy(eval_pred: Any) -> dict[str, float]:
+    logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+    return {"accuracy": float((logits.argmax(-1) == eval_pred.label_ids).mean())}
+
+
+def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, watch: bool) -> Fit:
+    """Train task.make_model() on ``train`` with ``loss``; with ``watch``, evaluate and record memorisation."""
+    cfg = task.settings
+    torch.manual_seed(SEED)
+    args = JALConfig(
+        output_dir=out, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch"],
+        per_device_eval_batch_size=512, learning_rate=cfg["lr"], optim="adamw_torch", weight_decay=0.0,
+        lr_scheduler_type="cosine", max_grad_norm=5.0, eval_strategy="epoch" if watch else "no",
+        save_strategy="no", logging_strategy="epoch", report_to=[], use_cpu=True, seed=SEED, disable_tqdm=True,
+        dataloader_num_workers=0, remove_unused_columns=task.settings["kind"] == "text", **loss,
+    )
+    wrapped = task.wrap(train)
+    callback = MemorisationCallback(None, wrapped, plot=False) if watch else None
+    trainer = JALTrainer(model=task.make_model(), args=args, train_dataset=wrapped,
+                         eval_dataset=task.wrap(task.test) if watch else None, data_collator=task.collator,
+                         compute_metrics=accuracy, callbacks=[callback] if callback else None)
+    if callback:
+        callback.bind(trainer)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    rows = callback.rows if callback else []
+    seconds -= sum(r["seconds"] for r in rows)
+    seconds -= sum(h.get("eval_runtime", 0.0) for h in trainer.state.log_history)
+    return Fit(trainer, seconds, rows)
+
+
+def out_of_fold_probs(task: Task, out: str) -> tuple[np.ndarray, float]:
+    """(N, K) held-out CE probabilities from FOLDS trainings, and their total seconds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(task.train["label"])
+    probs = np.zeros((len(labels), task.train.features["label"].num_classes))
+    seconds = 0.0
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+    for i, (train_idx, held_idx) in enumerate(folds.split(np.zeros(len(labels)), labels)):
+        fold = fit(task, {"loss_type": "ce"}, task.train.select(train_idx), f"{out}/fold{i}", watch=False)
+        start = time.perf_counter()
+        held = softmax(trainer_logits(fold.trainer, task.wrap(task.train.select(held_idx))))
+        probs[held_idx, : held.shape[1]] = held
+        seconds += fold.seconds + time.perf_counter() - start
+        print(f"  fold {i}: {fold.seconds:.1f} s", flush=True)
+    return probs, seconds
+
+
+# ---- one data set ----------------------------------------------------------------------------------
+
+
+def row(task: Task, method: str, report: dict[str, float], seconds: float, **extra: Any) -> dict[str, Any]:
+    return {"dataset": task.name, "method": method, "precision": round(report["precision"], 4),
+            "recall": round(report["recall"], 4), "f1": round(report["f1"], 4), "seconds": round(seconds, 2),
+            "flagged": report["flagged"], "wrong": report["wrong"], **extra}
+
+
+def run_task(task: Task, out: str) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """All methods on one data set: result rows and the memorisation rows of CE and JAL-CE."""
+    from cleanlab.filter import find_label_issues as cleanlab_find
+
+    labels = np.asarray(task.train["label"])
+    wrong = labels != np.asarray(task.train["clean_label"])
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for name, loss in (("JAL-CE", JAL), ("CE", {"loss_type": "ce"})):
+        trained = fit(task, loss, task.train, f"{out}/{name}", watch=True)
+        curves[name] = trained.rows
+        test_acc = trained.rows[-1]["test_accuracy"]
+        print(f"  {name}: {trained.seconds:.1f} s, clean test accuracy {test_acc:.4f}", flush=True)
+        # one prediction pass over the training set; the other rules reuse its probabilities
+        found = find_label_issues(trained.trainer, task.train, rule=RULE, predict_dataset=task.wrap(task.train))
+        predict_seconds = found.seconds
+        rules = ("per-class-threshold", "argmax", "noise-rate") if name == "JAL-CE" else (RULE,)
+        for rule in rules:
+            scored = found if rule == RULE else find_label_issues(found.probs, task.train, rule=rule)
+            seconds = trained.seconds + predict_seconds + (scored.seconds if rule != RULE else 0.0)
+            tag = " (ours)" if name == "JAL-CE" and rule == RULE else ""
+            rows.append(row(task, f"{name.lower()} in-sample + {rule}{tag}", scored.report, seconds,
+                            trainings=1, test_accuracy=test_acc))
+        start = time.perf_counter()
+        mask = cleanlab_find(labels, found.probs)
+        rows.append(row(task, f"{name.lower()} in-sample + cleanlab filter", issue_report(mask, wrong),
+                        trained.seconds + predict_seconds + time.perf_counter() - start, trainings=1,
+                        test_accuracy=test_acc))
+    probs, seconds = out_of_fold_probs(task, out)
+    start = time.perf_counter()
+    mask = cleanlab_find(labels, probs)
+    seconds += time.perf_counter() - start
+    rows.append(row(task, f"cleanlab ({FOLDS}-fold out-of-fold CE)", issue_report(mask, wrong), seconds,
+                    trainings=FOLDS))
+    return rows, curves
+
+
+# ---- outputs ---------------------------------------------------------------------------------------
+
+
+def write_markdown(path: Path, rows: list[dict[str, Any]], curves: dict[str, dict[str, list]],
+                   meta: dict[str, Any]) -> None:
+    lines = [
+        "# Label issues: one JAL training against cleanlab (k-fold CE)",
+        "",
+        f"Produced by `recipes/bench_label_issues.py` on {meta['machine']} ({meta['date']}); "
+        f"total {meta['total_seconds']:.0f} s. Timings were taken on a shared, contended machine: compare "
+        "them within a data set, not across runs.",
+        "",
+        "- `seconds` of **ours** (`jal-ce in-sample + ...`): ONE JAL-CE training on the noisy labels + one "
+        "prediction pass over the training set + scoring. `ce in-sample` rows: the same with one CE training.",
+        f"- `seconds` of **cleanlab**: {FOLDS} CE trainings (one per fold, each on {FOLDS - 1}/{FOLDS} of the "
+        "data, same model, epochs and optimiser) + held-out predictions + `cleanlab.filter.find_label_issues` "
+        "(default `prune_by_noise_rate`).",
+        "- Excluded everywhere: loading data, the frozen MiniLM embeddings of the text sets (computed once, "
+        "cached), the per-epoch test evaluation and memorisation passes of the two watched trainings.",
+        "- precision / recall / F1 of the flagged set against the known wrong labels (`label != clean_label`). "
+        f"One seed ({SEED}).",
+        "",
+        markdown_table(["dataset", "method", "precision", "recall", "F1", "seconds", "flagged", "wrong", "test acc."],
+                       [[r["dataset"], r["method"], r["precision"], r["recall"], r["f1"], r["seconds"], r["flagged"],
+                         r["wrong"], r.get("test_accuracy")] for r in rows]),
+        "",
+        "## Settings",
+        "",
+    ]
+    for name, cfg in meta["settings"].items():
+        lines.append(f"- **{name}**: {json.dumps(cfg)}; noise rate {meta['noise_rates'][name]:.4f}, "
+                     f"{meta['train_sizes'][name]} training rows.")
+    lines += ["", f"JAL-CE: {json.dumps(JAL)}. Optimiser AdamW, cosine schedule, gradient clipping 5, no weight decay.",
+              ""]
+    for name, runs in curves.items():
+        lines += [f"## Memorisation: {name}", "", f"![memorisation {name}](memorisation_{name}.png)", ""]
+        for run, memo in runs.items():
+            lines += [f"**{run}**", "", memorisation_table(memo), ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--out", default=str(RESULTS), help="folder of label_issues.json/.md and the plots")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    curves: dict[str, dict[str, list]] = {}
+    meta: dict[str, Any] = {"settings": {}, "noise_rates": {}, "train_sizes": {}}
+    with tempfile.TemporaryDirectory() as work:
+        for name in args.datasets:
+            print(f"{name}: preparing", flush=True)
+            task = load_task(name)
+            meta["settings"][name] = {k: list(v) if isinstance(v, tuple) else v for k, v in task.settings.items()}
+            meta["noise_rates"][name] = float(np.mean(np.asarray(task.train["is_noisy"])))
+            meta["train_sizes"][name] = len(task.train)
+            task_rows, curves[name] = run_task(task, f"{work}/{name}")
+            rows += task_rows
+            plot_memorisation(curves[name], out / f"memorisation_{name}.png",
+                              title=f"{name}: memorisation of the wrong labels, CE vs JAL-CE")
+            for r in task_rows:
+                print(f"  {r['method']:<48} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
+                      f"{r['seconds']:.1f} s", flush=True)
+    import cleanlab
+    import transformers
+
+    meta.update(total_seconds=time.perf_counter() - start, date=time.strftime("%Y-%m-%d"),
+                machine=f"{platform.machine()}, {os.cpu_count()} CPU cores (torch threads {torch.get_num_threads()})",
+                versions={"python": sys.version.split()[0], "torch": torch.__version__,
+                          "transformers": transformers.__version__, "cleanlab": cleanlab.__version__})
+    payload = {"rows": rows, "memorisation": curves, "meta": meta}
+    (out / "label_issues.json").write_text(json.dumps(payload, indent=2))
+    write_markdown(out / "label_issues.md", rows, curves, meta)
+    print(f"wrote {out / 'label_issues.json'} and label_issues.md in {meta['total_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
