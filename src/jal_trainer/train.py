@@ -48,6 +48,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     set_seed(args.seed)
     dataset = load_data(data_args)
     dataset, report = apply_noise(dataset, data_args)
+    check_same_labels_on_every_process(dataset["train"][LABEL], args)
     parts = build_model_parts(model_args, data_args, dataset, args)
     trainer = JALTrainer(
         model=parts["model"],
@@ -140,6 +141,33 @@ def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict,
         dataset = add_label_noise(dataset, data.noise_type, data.noise_rate, seed=data.noise_seed,
                                   splits=["train"], **kwargs)
     return dataset, noise_report(dataset["train"])
+
+
+def labels_digest(labels: Any) -> str:
+    """SHA-256 of a label column, to compare the noisy labels seen by different processes."""
+    import hashlib
+
+    return hashlib.sha256(np.asarray(labels, dtype=np.int64).tobytes()).hexdigest()
+
+
+def check_same_labels_on_every_process(labels: Any, args: JALConfig) -> None:
+    """Fail fast if the processes of a distributed run drew different noisy labels.
+
+    Noise is seeded and deterministic, so this only fires on a real bug or on processes that
+    read different data; training on inconsistent labels would silently average two data sets.
+    """
+    if args.world_size <= 1:
+        return
+    import torch.distributed as dist
+
+    digests: list[str | None] = [None] * args.world_size
+    dist.all_gather_object(digests, labels_digest(labels))
+    if len(set(digests)) != 1:
+        raise RuntimeError(
+            f"The processes drew different noisy training labels (digests {digests}). Make every process read the "
+            "same data files and use the same noise_seed."
+        )
+    logger.info(f"All {args.world_size} processes hold the same noisy training labels ({digests[0][:12]}).")
 
 
 def _features_for_instance_noise(train: Any) -> np.ndarray:
