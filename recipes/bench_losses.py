@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from jal_trainer.losses import build_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# (N, K, checks): the issue's sizes; which ratios are held to a target at each
+# (N, K): the issue's sizes
 CASES = ((4096, 1000), (512, 10), (512, 100))
 BIG = (4096, 1000)
 TARGET_VS_CE = 2.0  # jal-ce / F.cross_entropy at BIG, at most (aim 1.5)
@@ -75,8 +75,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step_fn(loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], logits: torch.Tensor,
-             labels: torch.Tensor) -> Callable[[], None]:  # fmt: skip
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _step_fn(loss_fn: LossFn, logits: torch.Tensor, labels: torch.Tensor) -> Callable[[], None]:
+    """One forward + backward of ``loss_fn``, gradients reset first."""
+
     def step() -> None:
         logits.grad = None
         loss_fn(logits, labels).backward()
@@ -177,6 +181,14 @@ def _hardware() -> dict[str, object]:
     return info
 
 
+def _load_average() -> float | None:
+    """One-minute load average (None where the platform has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def _markdown(report: dict[str, object]) -> str:
     lines = [
         "# Loss speed: fused JAL-CE vs F.cross_entropy and the reference composition",
@@ -184,7 +196,8 @@ def _markdown(report: dict[str, object]) -> str:
         f"Command: `{report['command']}`  ",
         f"torch {report['torch_version']}, {report['threads']} thread(s), device {report['device']}, "
         f"CPU {report['hardware'].get('cpu_model', report['hardware']['processor'])}, "
-        f"seed {report['seed']}, median of {report['repeats']} interleaved repeats.",
+        f"seed {report['seed']}, median of {report['repeats']} interleaved repeats, "
+        f"1-minute load average before / after {report['load_average_before_after']}.",
         "",
         "Forward + backward, milliseconds per call:",
         "",
@@ -208,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     args = make_parser().parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    load_before = _load_average()
     cases = [time_case(num, k, args) for num, k in CASES]
     report = {
         "command": " ".join(["python", "recipes/bench_losses.py", *(sys.argv[1:] if argv is None else argv)]),
@@ -218,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "repeats": args.repeats,
         "min_block_ms": args.min_block_ms,
         "hardware": _hardware(),
+        # other processes share the CPU when these exceed the thread count: timings are then contended
+        "load_average_before_after": [load_before, _load_average()],
         "loss_hparams": build_loss("jal-ce", preset="cifar10").hparams,
         "cases": cases,
         "checks": _checks(cases),

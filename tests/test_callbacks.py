@@ -146,6 +146,16 @@ def test_accuracy_logged_before_the_callback_is_read_from_the_history(run) -> No
     assert other.rows[-1]["test_accuracy"] == 0.625
 
 
+def test_without_per_epoch_evaluation_the_final_test_evaluation_fills_the_last_row(tmp_path: Path) -> None:
+    """`jal train` evaluates with prefix test_ after training; with eval_strategy='no' that is the only accuracy."""
+    trainer, callback = train(str(tmp_path), train_size=60, eval_strategy="no")
+    assert [r["test_accuracy"] for r in callback.rows] == [None, None]
+    assert (tmp_path / "memorisation.png").is_file()
+    metrics = trainer.evaluate(metric_key_prefix="test")
+    rows = json.loads((tmp_path / "memorisation.json").read_text())["rows"]
+    assert [r["test_accuracy"] for r in rows] == [None, metrics["test_accuracy"]]
+
+
 def test_fractions_closed_form_and_bad_inputs() -> None:
     result = memorisation_fractions(np.array([1, 0, 2, 0, 1]), np.array([1, 1, 1, 0, 1]), np.array([0, 0, 0, 0, 1]))
     # noisy rows 0, 1, 2 (given 1, true 0): predicted 1, 0, 2 -> memorised 1/3, true 1/3

@@ -18,8 +18,8 @@ callback measures this at the end of every epoch, on the training set itself:
 processes with the padding of the last batch dropped, so the fractions are those of the whole
 training set on every process; only the main process writes files.
 
-Files, in ``args.output_dir`` after every epoch: ``memorisation.json`` (``{"rows": [...]}``) and
-``memorisation.png`` (`jal_trainer.report.plot_memorisation`).
+Files, in ``args.output_dir``: ``memorisation.json`` (``{"rows": [...]}``, rewritten after every
+epoch) and, at the end of training, ``memorisation.png`` (`jal_trainer.report.plot_memorisation`).
 
 Order of events (transformers 5.23): ``on_epoch_end`` runs *before* the epoch's evaluation. The
 callback therefore records the row at ``on_epoch_end`` and fills ``test_accuracy`` in
@@ -122,6 +122,7 @@ class MemorisationCallback(TrainerCallback):
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.plot = plot
         self.rows: list[dict[str, Any]] = []
+        self._training_done = False
 
     def bind(self, trainer: Any) -> MemorisationCallback:
         """Attach to ``trainer`` (and register with it, unless already registered); return ``self``."""
@@ -142,6 +143,7 @@ class MemorisationCallback(TrainerCallback):
             self.rows = [r for r in read_memorisation(path) if r["epoch"] <= (state.epoch or 0) + _SAME_EPOCH]
         else:
             self.rows = []
+        self._training_done = False
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
@@ -156,7 +158,7 @@ class MemorisationCallback(TrainerCallback):
         row.update(memorisation_fractions(logits.argmax(axis=1), self.labels, self.clean_labels))
         row["seconds"] = round(time.perf_counter() - start, 4)
         self.rows.append(row)
-        self._write(args, state)
+        self._write(args, state, plot=False)
 
     def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                     metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
@@ -167,7 +169,15 @@ class MemorisationCallback(TrainerCallback):
         last = self.rows[-1]
         if last["test_accuracy"] is None and abs(last["epoch"] - float(state.epoch or 0.0)) < _SAME_EPOCH:
             last["test_accuracy"] = accuracy
-            self._write(args, state)
+            # after training (a final test evaluation), the figure already written needs this value too
+            self._write(args, state, plot=self._training_done)
+
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        """Write the figure once, at the end (the JSON is rewritten after every epoch)."""
+        self._training_done = True
+        if self.rows:
+            self._write(args, state, plot=True)
 
     # ---- helpers -------------------------------------------------------------------------------------
 
@@ -188,7 +198,7 @@ class MemorisationCallback(TrainerCallback):
             raise ValueError("MemorisationCallback needs an output directory: set args.output_dir or output_dir=.")
         return Path(args.output_dir)
 
-    def _write(self, args: TrainingArguments, state: TrainerState) -> None:
+    def _write(self, args: TrainingArguments, state: TrainerState, *, plot: bool) -> None:
         if not state.is_world_process_zero:
             return
         out = self._dir(args)
@@ -200,7 +210,7 @@ class MemorisationCallback(TrainerCallback):
             "rows": self.rows,
         }
         (out / MEMORISATION_JSON).write_text(json.dumps(payload, indent=2))
-        if self.plot:
+        if plot and self.plot:
             from jal_trainer.report import plot_memorisation
 
             name = getattr(args, "loss_type", None) or "run"
