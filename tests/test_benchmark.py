@@ -1,0 +1,115 @@
+"""The accuracy benchmark runner (recipes/benchmark.py): a real 2-run grid, resume, and the table."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("jal_benchmark", ROOT / "recipes" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tiny_grid(path: Path) -> Path:
+    grid = {
+        "name": "tiny",
+        "seeds": [3],
+        "losses": ["ce", "jal-ce"],
+        "regimes": {"sgd": {"default": {"l1_weight_decay": 0.0, "weight_decay": 1e-4},
+                            "jal-ce": {"l1_weight_decay": 5e-5, "weight_decay": 0.0}}},
+        "datasets": [{
+            "name": "digits",
+            "config": str(ROOT / "recipes" / "quickstart.yaml"),
+            "regime": "sgd",
+            "overrides": {"train_subset": 200, "test_subset": 100, "num_train_epochs": 1},
+            "noise": [{"noise_type": "pairflip", "noise_rate": 0.4}],
+        }],
+    }
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def test_runner_trains_writes_resumes_and_aggregates(bench, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grid = bench.load_grid(_tiny_grid(tmp_path / "grid.yaml"))
+    runs_dir = tmp_path / "runs"
+
+    session = bench.run_grid(grid, runs_dir, workers=0, log=lambda *_: None)
+    assert session["runs_done"] == 2 and session["failures"] == []
+
+    files = sorted((runs_dir / "tiny").rglob("*-seed3.json"))
+    records = {json.loads(p.read_text())["loss"]: json.loads(p.read_text()) for p in files}
+    assert set(records) == {"ce", "jal-ce"}
+    for loss, rec in records.items():
+        assert 0.0 <= rec["test_accuracy"] <= 1.0 and rec["seconds"] > 0
+        assert rec["num_train"] == 200  # the override reached the training run
+        # Pair-flip 0.4 flips floor(0.4 * n_c) of each class of about 20: close to 0.4.
+        assert abs(rec["realised_noise_rate"] - 0.4) < 0.05
+        argv = rec["argv"]
+        assert argv[argv.index("--loss_type") + 1] == loss
+        assert argv[argv.index("--seed") + 1] == "3" and argv[argv.index("--noise_seed") + 1] == "3"
+    # The regime sets the paper's regulariser per loss family.
+    jal_argv = records["jal-ce"]["argv"]
+    assert jal_argv[jal_argv.index("--l1_weight_decay") + 1] == "5e-05"
+    ce_argv = records["ce"]["argv"]
+    assert ce_argv[ce_argv.index("--weight_decay") + 1] == "0.0001"
+
+    # Resume: nothing left to do, and the existing files are not rewritten.
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    assert bench.run_grid(grid, runs_dir, workers=0, log=lambda *_: None)["runs_done"] == 0
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps
+
+    rows = bench.write_report(grid, bench.load_runs(runs_dir, "tiny"), tmp_path / "table")
+    assert {(r["loss"], r["n_seeds"], r["noise_type"], r["noise_rate"]) for r in rows} == {
+        ("ce", 1, "pairflip", 0.4), ("jal-ce", 1, "pairflip", 0.4)}
+    for row in rows:
+        assert row["mean_accuracy"] == pytest.approx(records[row["loss"]]["test_accuracy"], abs=5e-5)
+        assert row["std_accuracy"] == 0.0
+    assert json.loads((tmp_path / "table.json").read_text()) == rows
+    assert (tmp_path / "table.png").stat().st_size > 1000
+    md = (tmp_path / "table.md").read_text()
+    best = max(records, key=lambda k: records[k]["test_accuracy"])
+    assert f"| {best.upper()} | **" in md
+    assert "Where JAL wins" in md
+
+
+def test_aggregate_mean_std_bold_and_verdicts(bench):
+    accs = {"ce": [0.50, 0.60, 0.70], "jal-ce": [0.80, 0.82, 0.84], "gce": [0.75, 0.75, 0.75]}
+    runs = [{"dataset": "d", "noise_type": "symmetric", "noise_rate": 0.8, "loss": loss, "seed": s,
+             "test_accuracy": a, "seconds": 1.0} for loss, values in accs.items() for s, a in enumerate(values)]
+    rows = {r["loss"]: r for r in bench.aggregate(runs)}
+    for loss, values in accs.items():
+        assert rows[loss]["n_seeds"] == 3
+        assert rows[loss]["mean_accuracy"] == pytest.approx(statistics.mean(values), abs=5e-5)
+        assert rows[loss]["std_accuracy"] == pytest.approx(statistics.stdev(values), abs=5e-5)
+
+    table = bench.markdown_table(list(rows.values()), ["ce", "gce", "jal-ce"])
+    assert "| JAL-CE | **82.00 ± 2.00** |" in table
+    assert "| CE | 60.00 ± 10.00 |" in table
+
+    (verdict,) = bench.jal_verdicts(list(rows.values()))
+    assert verdict["baseline"] == "gce" and verdict["gap"] == pytest.approx(0.07)
+    assert verdict["clear"]  # 7 points > max(std 2, std 0)
+    assert "JAL is ahead in 1 of 1 settings" in bench.verdict_text([verdict])
+
+
+def test_bad_grid_names_the_fix(bench, tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(yaml.safe_dump({"name": "g", "seeds": [0], "losses": ["ce"],
+                                    "datasets": [{"name": "d", "config": "x.yaml", "regime": "nope",
+                                                  "noise": [{"noise_type": "symmetric", "noise_rate": 0.2}]}]}))
+    with pytest.raises(ValueError, match="regime 'nope'"):
+        bench.load_grid(path)
