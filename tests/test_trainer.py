@@ -190,3 +190,16 @@ def test_plain_training_arguments_are_accepted(tmp_path: Path) -> None:
     args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
     trainer = JALTrainer(model=make_model(), args=args)
     assert isinstance(trainer.args, JALConfig) and trainer.args.loss_type == "jal-ce"
+
+
+def test_logged_eval_parts_ignore_prediction_passes(tmp_path: Path) -> None:
+    """A predict() between evaluations (as the memorisation callback does) must not leak into them."""
+    args = JALConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, remove_unused_columns=False,
+                     per_device_eval_batch_size=3, disable_tqdm=True)
+    trainer = JALTrainer(model=make_model(), args=args, eval_dataset=make_dataset())
+    first = trainer.evaluate()
+    trainer.predict(make_dataset())
+    second = trainer.evaluate(metric_key_prefix="test")
+    assert second["test_loss_active"] == pytest.approx(first["eval_loss_active"], rel=1e-6)
+    assert second["test_loss_passive"] == pytest.approx(first["eval_loss_passive"], rel=1e-6)
+    assert first["eval_loss_active"] + first["eval_loss_passive"] == pytest.approx(first["eval_loss"], rel=1e-5)

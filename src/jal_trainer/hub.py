@@ -46,6 +46,8 @@ import yaml
 from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData, get_token
 from huggingface_hub.utils import filter_repo_objects, validate_repo_id
 
+from jal_trainer.losses import AMSE_LOSSES
+
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md.j2"
 
 PAPER_URL = "https://arxiv.org/abs/2507.17692"
@@ -91,7 +93,6 @@ LOSS_FORMULAS = {
     "anl-fl": "ANL-FL = alpha * NFL + beta * NNFL",
     "sce": "SCE = alpha * CE + beta * RCE",
 }
-AMSE_LOSSES = ("amse", "jal-ce", "jal-fl")
 
 # Run-folder files that are never uploaded: checkpoints, TensorBoard logs, the pickled
 # TrainingArguments, and what `push_run` regenerates (README.md, learning_curve.png).

@@ -33,12 +33,11 @@ from transformers.utils import logging
 
 from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
 from jal_trainer.hub import ModelCardMixin
+from jal_trainer.losses import AMSE_LOSSES
 
 logger = logging.get_logger(__name__)
 
 IGNORE_INDEX = -100
-# Losses whose passive term is AMSE, for which Theorem 4.1 bounds `a`.
-AMSE_LOSSES = ("amse", "jal-ce", "jal-fl")
 
 
 def logits_of(outputs: Any) -> torch.Tensor:
@@ -164,7 +163,8 @@ class JALTrainer(ModelCardMixin, Trainer):
             # A plain nn.Module has no `labels` argument; without this, evaluation would drop labels.
             self.label_names = ["labels"]
         self._forward_params: tuple[frozenset[str], bool] | None = None
-        self._part_sums: dict[str, dict[str, torch.Tensor]] = {"train": {}, "eval": {}}
+        # running (sum active, sum passive, count) per mode ("train", "eval"), reset when logged
+        self._part_sums: dict[str, torch.Tensor] = {}
         self._warn_if_a_not_admissible()
 
     # ---- loss ----------------------------------------------------------------------------------
@@ -229,23 +229,28 @@ class JALTrainer(ModelCardMixin, Trainer):
     def _accumulate_parts(
         self, active: torch.Tensor, passive: torch.Tensor | None, labels: torch.Tensor, mode: str
     ) -> None:
+        """Add this micro-batch's (sum active, sum passive, sample count) to the running sums of `mode`."""
         if passive is None:
             return
-        sums = self._part_sums[mode]
         batch = torch.stack([active.detach().sum(), passive.detach().sum(), labels.ne(IGNORE_INDEX).sum().float()])
-        sums["parts"] = sums["parts"] + batch if "parts" in sums else batch
+        self._part_sums[mode] = self._part_sums[mode] + batch if mode in self._part_sums else batch
+
+    def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+        # Start each evaluation (or prediction) from zero: prediction passes such as the
+        # memorisation callback's must not leak into the next evaluation's logged parts.
+        self._part_sums.pop("eval", None)
+        return super().evaluation_loop(*args, **kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add ``loss_active`` and ``loss_passive``, averaged over every sample of every process."""
-        mode = "eval" if any(k.startswith("eval_") for k in logs) else "train"
-        sums = self._part_sums[mode].pop("parts", None)
-        if sums is not None and ("loss" in logs or mode == "eval"):
+        prefix = _evaluation_prefix(logs)
+        sums = self._part_sums.pop("train" if prefix is None else "eval", None)
+        if sums is not None and (prefix is not None or "loss" in logs):
             # A sum over processes (one collective, called on every rank since every rank logs).
             total = self.accelerator.reduce(sums.to(self.args.device), reduction="sum")
-            prefix = "eval_" if mode == "eval" else ""
             count = total[2].clamp(min=1)
-            logs[f"{prefix}loss_active"] = round((total[0] / count).item(), 6)
-            logs[f"{prefix}loss_passive"] = round((total[1] / count).item(), 6)
+            logs[f"{prefix or ''}loss_active"] = round((total[0] / count).item(), 6)
+            logs[f"{prefix or ''}loss_passive"] = round((total[1] / count).item(), 6)
         super().log(logs, start_time)
 
     # ---- Theorem 4.1 -----------------------------------------------------------------------------
@@ -273,6 +278,14 @@ class JALTrainer(ModelCardMixin, Trainer):
                 f"Set `a` >= {report.min_a:.3g}.",
                 stacklevel=3,
             )
+
+
+def _evaluation_prefix(logs: dict[str, float]) -> str | None:
+    """``"eval_"`` (or ``"test_"``, ...) for the metrics of an evaluation, ``None`` for training logs."""
+    for key in logs:
+        if key.endswith("_runtime") and key != "train_runtime":
+            return key[: -len("runtime")]
+    return None
 
 
 def _realised_noise(dataset: Any, clean_column: str) -> Any:

@@ -47,6 +47,9 @@ from jal_trainer.losses.single import (
     RCELoss,
 )
 
+# Losses whose (passive) term is AMSE: Theorem 4.1 bounds their `a` for a given noise matrix.
+AMSE_LOSSES = ("amse", "jal-ce", "jal-fl")
+
 _CLASSES: tuple[type[RobustLoss], ...] = (
     CELoss, FocalLoss, MAELoss, RCELoss, GCELoss, SCELoss, NCELoss, NFLLoss, AGCELoss, AULLoss,
     AELLoss, NNCELoss, AMSELoss, NCEMAELoss, NCERCELoss, NFLRCELoss, NCEAGCELoss, NCEAULLoss,
