@@ -29,9 +29,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
@@ -86,6 +87,7 @@ class Grid:
     regimes: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     common: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    notes: list[str] = field(default_factory=list)  # hand-written reading of the results, shown after the verdicts
 
 
 def load_grid(path: str | os.PathLike[str]) -> Grid:
@@ -103,7 +105,7 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
             raise ValueError(f"Grid {path} needs a non-empty {key!r} entry; see recipes/grids/cpu.yaml for the schema.")
     grid = Grid(name=str(raw["name"]), seeds=[int(s) for s in raw["seeds"]], losses=list(raw["losses"]),
                 datasets=list(raw["datasets"]), regimes=raw.get("regimes") or {}, common=raw.get("common") or {},
-                description=str(raw.get("description") or ""))
+                description=str(raw.get("description") or ""), notes=[str(n) for n in raw.get("notes") or []])
     for entry in grid.datasets:
         for key in ("name", "config", "noise"):
             if not entry.get(key):
@@ -240,7 +242,7 @@ def _guarded(job: tuple[str, RunSpec, str]) -> tuple[str, RunSpec, Any, str | No
     try:
         result = run_one(spec, out) if kind == "train" else warm_embeddings(spec)
         return kind, spec, result, None
-    except Exception as err:  # one broken cell must not stop the grid; it is reported at the end
+    except Exception as err:  # noqa: BLE001  one broken cell must not stop the grid; it is reported at the end
         return kind, spec, None, f"{type(err).__name__}: {err}"
 
 
@@ -277,7 +279,7 @@ def run_grid(grid: Grid, runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR, *,
     wall = time.time() - start
     session = {"started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(start)), "wall_seconds": round(wall, 1),
                "runs_done": done, "failures": failures, "workers": workers, "threads": threads,
-               "command": " ".join(sys.argv) if sys.argv else ""}
+               "command": _python_command(" ".join(sys.argv)) if sys.argv else ""}
     if todo:
         _append_session(out_dir, session)
     return session
@@ -392,6 +394,21 @@ def markdown_table(rows: list[dict[str, Any]], losses: list[str]) -> str:
     return "\n".join(lines)
 
 
+def realised_noise_line(rows: list[dict[str, Any]]) -> str:
+    """The fraction of training labels actually wrong per column (mean over seeds).
+
+    Synthetic noise flips floor(T[i, j] * n_i) samples per class pair, so on small classes the
+    realised rate sits below the nominal one (digits, about 130 per class: sym 0.2 -> about 0.14).
+    """
+    parts = []
+    for col in _columns(rows):
+        realised = [r["realised_noise_rate"] for r in rows
+                    if (r["noise_type"], r["noise_rate"]) == col and r.get("realised_noise_rate") is not None]
+        if realised:
+            parts.append(f"{column_name(*col)}: {sum(realised) / len(realised) * 100:.1f}%")
+    return "Realised training-label noise (fraction of wrong training labels): " + (", ".join(parts) or "n/a") + "."
+
+
 def jal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (data set, noise setting): the best JAL loss against the best baseline.
 
@@ -410,9 +427,13 @@ def jal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             j = max(jal, key=lambda r: r["mean_accuracy"])
             b = max(base, key=lambda r: r["mean_accuracy"])
             gap = j["mean_accuracy"] - b["mean_accuracy"]
+            ce = next((r["mean_accuracy"] for r in cell if r["loss"] == "ce"), None)
             out.append({"dataset": dataset, "setting": column_name(*col), "jal": j["loss"], "jal_mean": j["mean_accuracy"],
+                        "ce_mean": ce,
                         "baseline": b["loss"], "baseline_mean": b["mean_accuracy"], "gap": gap,
-                        "clear": abs(gap) > max(j["std_accuracy"], b["std_accuracy"])})
+                        # One seed has no spread to compare the gap with: never call it clear.
+                        "clear": min(j["n_seeds"], b["n_seeds"]) > 1
+                        and abs(gap) > max(j["std_accuracy"], b["std_accuracy"])})
     return out
 
 
@@ -425,14 +446,19 @@ def verdict_text(verdicts: list[dict[str, Any]]) -> str:
 
     def fmt(v: dict[str, Any]) -> str:
         sign = "+" if v["gap"] > 0 else "-"
-        clear = "" if v["clear"] else ", within one std"
+        clear = "" if v["clear"] else ", within one std or a single seed"
         return (f"{v['dataset']} {v['setting']} ({v['jal'].upper()} {v['jal_mean'] * 100:.2f} vs "
                 f"{v['baseline'].upper()} {v['baseline_mean'] * 100:.2f}, {sign}{abs(v['gap']) * 100:.2f} pt{clear})")
 
     clear_wins = sum(v["clear"] for v in wins)
     clear_losses = sum(v["clear"] for v in losses)
-    text = [f"Best JAL loss vs best baseline, per setting: JAL is ahead in {len(wins)} of {len(verdicts)} settings "
-            f"({clear_wins} by more than one std) and behind or tied in {len(losses)} ({clear_losses} by more than one std)."]
+    text = [(f"Best JAL loss vs best baseline, per setting: JAL is ahead in {len(wins)} of {len(verdicts)} settings "
+             f"({clear_wins} by more than one std) and behind or tied in {len(losses)} ({clear_losses} by more than "
+             "one std). A gap is called clear when it exceeds the larger of the two standard deviations over seeds.")]
+    against_ce = [v for v in verdicts if v.get("ce_mean") is not None]
+    if against_ce:
+        above = sum(v["jal_mean"] > v["ce_mean"] for v in against_ce)
+        text[0] += f" Against plain CE alone, the best JAL loss is ahead in {above} of {len(against_ce)} settings."
     if wins:
         text.append("JAL ahead: " + "; ".join(fmt(v) for v in wins) + ".")
     if losses:
@@ -441,52 +467,59 @@ def verdict_text(verdicts: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], losses: list[str], path: str | os.PathLike[str]) -> None:
-    """Accuracy vs symmetric noise rate per loss (one panel per data set) plus a bar panel of the
-    other settings (pair-flip and real noise); error bars are one std."""
+    """Top row: accuracy vs symmetric noise rate per loss, one panel per data set with at least two
+    rates. Bottom row: bars for every other setting (pair-flip, real noise, single rates).
+    Error bars are one std over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sym_sets = list(dict.fromkeys(r["dataset"] for r in rows if r["noise_type"] == "symmetric"))
+    rates: dict[str, set] = {}
+    for r in rows:
+        if r["noise_type"] == "symmetric":
+            rates.setdefault(r["dataset"], set()).add(r["noise_rate"])
+    sym_sets = [d for d, rs in rates.items() if len(rs) > 1]
     other = [c for c in dict.fromkeys((r["dataset"], r["noise_type"], r["noise_rate"]) for r in rows)
-             if c[1] != "symmetric"]
-    panels = len(sym_sets) + (1 if other else 0)
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels + (3 if other else 0), 3.8), squeeze=False)
+             if not (c[1] == "symmetric" and c[0] in sym_sets)]
+    cols = max(len(sym_sets), 1)
+    fig = plt.figure(figsize=(4.5 * cols, 8.2 if other and sym_sets else 4.2))
+    grid = fig.add_gridspec(2 if other and sym_sets else 1, cols)
     colours = {loss: plt.cm.tab10(i) for i, loss in enumerate(losses)}
-    styles = {loss: ("-" if loss in JAL_LOSSES else "--") for loss in losses}
-    for ax, dataset in zip(axes[0], sym_sets):
+    for i, dataset in enumerate(sym_sets):
+        ax = fig.add_subplot(grid[0, i])
         for loss in losses:
             pts = sorted((r["noise_rate"], r["mean_accuracy"], r["std_accuracy"]) for r in rows
                          if r["dataset"] == dataset and r["noise_type"] == "symmetric" and r["loss"] == loss)
             if pts:
                 x, y, e = zip(*pts)
+                jal = loss in JAL_LOSSES
                 ax.errorbar(x, [v * 100 for v in y], yerr=[v * 100 for v in e], label=loss.upper(), marker="o",
-                            ms=3, capsize=2, color=colours[loss], linestyle=styles[loss],
-                            linewidth=2 if loss in JAL_LOSSES else 1)
+                            ms=3, capsize=2, color=colours[loss], linestyle="-" if jal else "--",
+                            linewidth=2 if jal else 1)
         ax.set_title(f"{dataset}: symmetric noise")
-        ax.set_xlabel("noise rate")
+        ax.set_xlabel("nominal noise rate")
         ax.set_ylabel("clean test accuracy (%)")
         ax.grid(alpha=0.3)
     if other:
-        ax = axes[0][-1]
+        ax = fig.add_subplot(grid[-1, :])
         width = 0.8 / len(losses)
         for i, loss in enumerate(losses):
             vals = [next((r for r in rows if (r["dataset"], r["noise_type"], r["noise_rate"]) == c and r["loss"] == loss),
                          None) for c in other]
-            xs = [k + (i - (len(losses) - 1) / 2) * width for k in range(len(other))]
-            ax.bar(xs, [v["mean_accuracy"] * 100 if v else 0 for v in vals], width,
-                   yerr=[v["std_accuracy"] * 100 if v else 0 for v in vals], color=colours[loss], label=loss.upper(),
-                   capsize=1, hatch=None if loss in JAL_LOSSES else "")
+            xs = [k + (i - (len(losses) - 1) / 2) * width for k, v in enumerate(vals) if v]
+            ax.bar(xs, [v["mean_accuracy"] * 100 for v in vals if v], width,
+                   yerr=[v["std_accuracy"] * 100 for v in vals if v], color=colours[loss], label=loss.upper(),
+                   capsize=1.5)
         ax.set_xticks(range(len(other)))
-        ax.set_xticklabels([f"{d}\n{column_name(t, r)}" for d, t, r in other], fontsize=7, rotation=30, ha="right")
-        ax.set_title("pair-flip and real noise")
+        ax.set_xticklabels([f"{d}\n{column_name(t, r)}" for d, t, r in other], fontsize=8)
+        ax.set_title("pair-flip, real noise and single settings")
         ax.set_ylabel("clean test accuracy (%)")
         ax.grid(alpha=0.3, axis="y")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(losses), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
-    fig.savefig(path, dpi=120)
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(losses), fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -504,8 +537,6 @@ def hardware() -> dict[str, Any]:
 def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[str], *,
                  sessions: list[dict[str, Any]] | None = None, command: str = "") -> list[dict[str, Any]]:
     """Write ``<out>.json`` (rows), ``<out>.md`` (tables, verdicts, provenance) and ``<out>.png``."""
-    from jal_trainer.train import package_versions
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = aggregate(runs)
@@ -520,10 +551,10 @@ def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ds_rows = [r for r in rows if r["dataset"] == dataset]
         lines += [f"## {dataset}", "", markdown_table(ds_rows, grid.losses), ""]
-        real = [r for r in ds_rows if r["noise_rate"] is None and r["realised_noise_rate"] is not None]
-        if real:
-            lines += [f"Realised training-label noise: {real[0]['realised_noise_rate'] * 100:.2f}%.", ""]
+        lines += [realised_noise_line(ds_rows), ""]
     lines += ["## Where JAL wins and where it does not", "", verdict_text(jal_verdicts(rows)), ""]
+    if grid.notes:
+        lines += ["## Reading the table", "", *[f"- {note.strip()}" for note in grid.notes], ""]
     out.with_suffix(".md").write_text("\n".join(lines))
     return rows
 
@@ -539,16 +570,16 @@ def _provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions:
     for run in runs:
         per_set.setdefault(run["dataset"], []).append(run.get("seconds", 0.0))
     costs = ", ".join(f"{d} {sum(v) / len(v):.1f} s" for d, v in per_set.items())
-    run_cmds = sorted({s.get("command", "") for s in sessions if s.get("command")})
+    run_cmds = sorted({_python_command(s["command"]) for s in sessions if s.get("command")})
     lines = [
-        f"- Runs: {len(runs)} of {expected} in the grid; seeds {grid.seeds} (seed s trains with `--seed s "
-        f"--noise_seed s`); mean ± sample std (ddof 1) over seeds, in %; best mean per column in bold.",
+        (f"- Runs: {len(runs)} of {expected} in the grid; seeds {grid.seeds} (seed s trains with `--seed s "
+         "--noise_seed s`); mean ± sample std (ddof 1) over seeds, in %; best mean per column in bold."),
         f"- Commands: `{' ; '.join(run_cmds) or 'python recipes/benchmark.py run ' + grid.name}` then `{command}`.",
         f"- Hardware: {hw['cpu']}, {hw['cores']} cores, no GPU ({hw['os']}); shared with other jobs, so times are contended.",
-        f"- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform") + ".",
-        f"- Wall time of the grid: {wall / 60:.1f} min over {len(sessions)} session(s) "
-        f"({', '.join(str(s.get('workers')) + 'x' + str(s.get('threads')) for s in sessions)} workers x threads); "
-        f"mean seconds per run: {costs}.",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform") + ".",
+        (f"- Wall time of the grid: {wall / 60:.1f} min over {len(sessions)} session(s) "
+         f"({', '.join(str(s.get('workers')) + 'x' + str(s.get('threads')) for s in sessions)} workers x threads); "
+         f"mean seconds per run: {costs}."),
         "- Each run's full argv, realised noise and time: `recipes/results/runs/" + grid.name + "/<dataset>/<noise>/<loss>-seed<s>.json`.",
         "",
     ]
@@ -556,6 +587,10 @@ def _provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions:
 
 
 # ---- command line -------------------------------------------------------------------------------
+
+
+def _python_command(command: str) -> str:
+    return command if command.startswith("python") else f"python {command}"
 
 
 def make_parser() -> argparse.ArgumentParser:

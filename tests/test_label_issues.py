@@ -38,9 +38,11 @@ def noisy_problem(n: int = 600, k: int = 4, noise: float = 0.3, seed: int = 0):
 
 def test_score_is_one_minus_probability_of_the_given_label() -> None:
     probs, labels, _, _ = noisy_problem()
-    scores, _ = score_label_issues(probs, labels)
+    scores, issues = score_label_issues(probs, labels)
     np.testing.assert_allclose(scores, [1 - probs[i, y] for i, y in enumerate(labels)])
     assert scores.min() >= 0 and scores.max() <= 1
+    # the default rule is argmax
+    assert issues.tolist() == [int(np.argmax(p)) != y for p, y in zip(probs, labels)]
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -66,7 +68,7 @@ def test_per_class_threshold_uses_the_most_probable_class_that_clears_its_thresh
     # thresholds: t0 = mean(0.8, 0.3) = 0.55, t1 = mean(0.6, 0.44) = 0.52
     probs = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.56, 0.44]])
     labels = np.array([0, 0, 1, 1])
-    _, issues = score_label_issues(probs, labels)
+    _, issues = score_label_issues(probs, labels, rule="per-class-threshold")
     # row 1 (label 0): p1 = 0.7 >= t1 -> counted as class 1: issue
     # row 3 (label 1): p0 = 0.56 >= t0 and p1 < t1 -> counted as class 0: issue
     assert issues.tolist() == [False, True, False, True]
@@ -159,3 +161,25 @@ def test_find_label_issues_accepts_probabilities_and_works_without_clean_labels(
     assert result.dataset["is_label_issue"] == (probs.argmax(1) != labels).tolist()
     with pytest.raises(ValueError, match="label column"):
         find_label_issues(probs, data, label_column="noisy")
+
+
+class KwargsModel(nn.Module):
+    """Takes **kwargs, like transformers models: must get only the numeric input columns."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+        self.seen: set[str] = set()
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        self.seen |= set(inputs)
+        return self.fc(inputs["features"])
+
+
+def test_model_with_kwargs_gets_numeric_inputs_only() -> None:
+    data = Dataset.from_dict({"features": [[0.0, 1.0], [1.0, 0.0]], "text": ["a", "b"], "index": [0, 1],
+                              "label": [0, 1], "clean_label": [0, 0], "is_noisy": [False, True]})
+    model = KwargsModel()
+    result = find_label_issues(model, data)
+    assert model.seen == {"features"}
+    assert result.probs.shape == (2, 2) and result.report["wrong"] == 1

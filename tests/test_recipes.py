@@ -76,6 +76,7 @@ def test_quickstart_needs_nothing_from_shared(tmp_path: Path, monkeypatch: pytes
     [
         (["--noise_type", "gaussian"], "noise_type"),
         (["--noise_rate", "1.5"], "noise_rate"),
+        (["--noise_sampler", "poisson"], "noise_sampler"),
         (["--loss_type", "jal-xx"], "jal-ce"),
         (["--dataset", "cifar10", "--data_path", "/nonexistent/cifar.npz"], "cifar"),
     ],
@@ -84,6 +85,15 @@ def test_bad_configuration_fails_before_training(extra: list[str], message: str,
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         short_run("quickstart", tmp_path, *extra)
     assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_exact_sampler_on_small_classes_warns_and_iid_realises_the_rate(tmp_path: Path) -> None:
+    # 64 digits, ~6 per class: floor(0.4 / 9 * 6) = 0 flips per class pair with the exact sampler
+    with pytest.warns(UserWarning, match="noise_sampler"):
+        short_run("quickstart", tmp_path / "exact", "--noise_rate", "0.4")
+    short_run("quickstart", tmp_path / "iid", "--noise_rate", "0.4", "--noise_sampler", "iid")
+    realised = json.loads((tmp_path / "iid" / "noise_report.json").read_text())["noise_rate"]
+    assert 0.2 < realised < 0.6
 
 
 def test_unknown_recipe_field_is_named(tmp_path: Path) -> None:

@@ -78,3 +78,12 @@ def test_overlay_of_two_runs_and_tables(tmp_path: Path) -> None:
         plot_memorisation({}, tmp_path / "x.png")
     assert markdown_table(["a", "b"], [[None, 0.5]]).splitlines()[-1] == "| - | 0.5000 |"
     assert memorisation_table(ROWS).count("\n") == 3  # header, rule, two rows
+
+
+def test_jal_report_dispatches_here(tmp_path: Path) -> None:
+    from jal_trainer.cli import main as jal
+
+    run = fake_run(tmp_path / "run-c")
+    assert jal(["report", str(run)]) == 0
+    assert (run / "report.md").is_file()
+    assert jal(["report", str(tmp_path / "missing")]) == 2  # a ValueError becomes one clear line

@@ -50,6 +50,10 @@ class DataArguments:
         default=None, metadata={"help": "Column of real noisy labels: worse_label (CIFAR-10N), weak_labels (WRENCH)."}
     )
     noise_seed: int = field(default=0, metadata={"help": "Seed of the label noise (independent of the training seed)."})
+    noise_sampler: str = field(
+        default="exact",
+        metadata={"help": "exact: floor(T[i,j] * n_i) flips per class pair (the paper's); iid: each label drawn from its row."},
+    )
     text_column: str = field(default="text", metadata={"help": "Text column of a text data set."})
     max_length: int = field(default=64, metadata={"help": "Tokenizer truncation length for text."})
     augment: bool = field(default=True, metadata={"help": "Random crop (pad 4) and flip for images during training."})

@@ -55,7 +55,9 @@ TEST_PREFIXES = ("eval", "test")
 _SAME_EPOCH = 1e-6
 
 
-def memorisation_fractions(predictions: np.ndarray, labels: np.ndarray, clean_labels: np.ndarray) -> dict[str, float | None]:
+def memorisation_fractions(
+    predictions: np.ndarray, labels: np.ndarray, clean_labels: np.ndarray
+) -> dict[str, float | None]:
     """Memorisation statistics of predicted classes against given and clean labels.
 
     Args:

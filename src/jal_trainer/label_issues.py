@@ -10,37 +10,47 @@ The score of an example is its **self-confidence complement** ``1 - p[given labe
 model fully agrees with the label, 1 when it gives the label no probability. Which examples are
 flagged is a separate, documented rule (`RULES`):
 
-- ``"per-class-threshold"`` (default): the off-diagonal of confident learning's *confident joint*.
-  Each class j gets the threshold ``t_j = mean of p_j over the examples labelled j`` (the model's
-  average self-confidence on that class, so an under-confident robust model is not penalised).
-  An example labelled i is assigned the class ``j* = argmax {p_k : p_k >= t_k}`` (the most probable
-  class that clears its own threshold); it is an issue when such a class exists and ``j* != i``.
-- ``"argmax"``: an issue when the most probable class is not the given label.
+- ``"argmax"`` (default): an issue when the most probable class is not the given label. It
+  needs no calibration, which suits robust losses: a JAL model is under-confident (NCE and AMSE
+  do not push ``p`` to 1), so thresholds on probability levels misjudge it.
+- ``"per-class-threshold"``: the off-diagonal of confident learning's *confident joint*. Each
+  class j gets the threshold ``t_j = mean of p_j over the examples labelled j``; an example
+  labelled i is counted as ``j* = argmax {p_k : p_k >= t_k}`` (the most probable class that
+  clears its own threshold) and is an issue when such a class exists and ``j* != i``.
 - ``"noise-rate"``: confident learning's "prune by class": in each given class i, flag the ``n_i``
   examples with the highest score, where ``n_i`` is the count of row i off the diagonal of the
   confident joint (an estimate of how many labels of class i are wrong), or
   ``noise_rate * (count of class i)`` when a noise rate is passed.
 
+Why argmax by default: measured, not assumed. On the committed benchmark
+(``recipes/results/label_issues.md``: WRENCH youtube and trec, CIFAR-10N worst) with the
+in-sample probabilities of one JAL-CE training, argmax had the best mean F1; the per-class
+thresholds (confident learning's own choice, made for calibrated out-of-fold CE probabilities)
+were stricter and lost recall, most on CIFAR-10N (0.51 against 0.63 F1), while winning on trec.
+
 Example:
     >>> import numpy as np
-    >>> probs = np.array([[0.9, 0.1], [0.95, 0.05], [0.3, 0.7], [0.2, 0.8]])
+    >>> probs = np.array([[0.9, 0.1], [0.95, 0.05], [0.3, 0.7], [0.6, 0.4]])
     >>> scores, issues = score_label_issues(probs, np.array([0, 1, 1, 1]))
     >>> scores.round(2).tolist(), issues.tolist()
-    ([0.1, 0.95, 0.3, 0.2], [False, True, False, False])
+    ([0.1, 0.95, 0.3, 0.6], [False, True, False, True])
+    >>> score_label_issues(probs, np.array([0, 1, 1, 1]), rule="per-class-threshold")[1].tolist()
+    [False, True, False, False]
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 SCORE_COLUMN = "label_issue_score"
 ISSUE_COLUMN = "is_label_issue"
-RULES = ("per-class-threshold", "argmax", "noise-rate")
+RULES = ("argmax", "per-class-threshold", "noise-rate")
+DEFAULT_RULE = "argmax"
 
 
 # ---- the numpy core -------------------------------------------------------------------------------
@@ -50,7 +60,9 @@ def _check_inputs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
     if probs.ndim != 2:
-        raise ValueError(f"probs must have shape (N, K), got {probs.shape}. Pass one row of class probabilities per example.")
+        raise ValueError(
+            f"probs must have shape (N, K), got {probs.shape}. Pass one row of class probabilities per example."
+        )
     if labels.shape != (probs.shape[0],):
         raise ValueError(
             f"labels must have shape (N,) = ({probs.shape[0]},) to match probs, got {labels.shape}. "
@@ -126,7 +138,7 @@ def score_label_issues(
     probs: np.ndarray,
     labels: np.ndarray,
     *,
-    rule: str = "per-class-threshold",
+    rule: str = DEFAULT_RULE,
     noise_rate: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score every example by how strongly the model disagrees with its label, and flag the issues.
@@ -134,8 +146,8 @@ def score_label_issues(
     Args:
         probs: (N, K) predicted probabilities (softmax of the logits), rows sum to 1.
         labels: (N,) given (possibly wrong) labels in 0..K-1.
-        rule: which examples to flag: ``"per-class-threshold"``, ``"argmax"`` or ``"noise-rate"``
-            (see the module docstring).
+        rule: which examples to flag: ``"argmax"`` (default), ``"per-class-threshold"`` or
+            ``"noise-rate"`` (see the module docstring).
         noise_rate: only for ``rule="noise-rate"``: the known fraction of wrong labels in [0, 1];
             ``None`` estimates it per class from the confident joint.
 
@@ -150,7 +162,9 @@ def score_label_issues(
     """
     probs, labels = _check_inputs(probs, labels)
     if noise_rate is not None and rule != "noise-rate":
-        raise ValueError(f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule.")
+        raise ValueError(
+            f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule."
+        )
     scores = 1.0 - probs[np.arange(len(labels)), labels]
     if rule == "argmax":
         issues = probs.argmax(axis=1) != labels
@@ -233,14 +247,12 @@ def trainer_logits(trainer: Any, dataset: Any) -> np.ndarray:
     """(N, K) logits of ``trainer.model`` on ``dataset``, in dataset order, gathered over processes.
 
     Uses ``trainer.predict``: sequential sampler, padding of the last batch dropped, so every
-    process gets all N rows. Side effects are undone: a collator with a ``training`` switch (train
-    augmentation) is put in eval mode for the pass, and `JALTrainer`'s running sums of the loss
-    parts are restored so that this pass does not leak into the next logged evaluation.
+    process gets all N rows. A collator with a ``training`` switch (train augmentation) is put in
+    eval mode for the pass and switched back after. (`JALTrainer` starts every evaluation loop
+    from zero, so this pass does not leak into the loss parts of the next logged evaluation.)
     """
     collator = getattr(trainer, "data_collator", None)
     was_training = getattr(collator, "training", None)
-    part_sums = getattr(trainer, "_part_sums", None)
-    saved = {mode: dict(sums) for mode, sums in part_sums.items()} if isinstance(part_sums, dict) else None
     try:
         if was_training is not None:
             collator.training = False
@@ -248,8 +260,8 @@ def trainer_logits(trainer: Any, dataset: Any) -> np.ndarray:
     finally:
         if was_training is not None:
             collator.training = was_training
-        if saved is not None:
-            trainer._part_sums = saved
+    if output.predictions is None:
+        raise ValueError("trainer.predict returned no logits: set prediction_loss_only=False in the arguments.")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     logits = np.asarray(logits)
     if logits.ndim != 2 or len(logits) != len(dataset):
@@ -265,7 +277,8 @@ def model_logits(model: Any, dataset: Any, *, batch_size: int = 256, collate_fn:
     """(N, K) logits of a plain ``nn.Module`` (or transformers model) on ``dataset``, one process.
 
     The columns passed to ``forward`` are those it names (all numeric columns if it takes
-    ``**kwargs``), minus labels and ``exclude``.
+    ``**kwargs``), minus labels, the analysis columns of `JALConfig` (``clean_label``,
+    ``is_noisy``, ``index``) and ``exclude``.
     """
     import torch
     from torch.utils.data import DataLoader
@@ -274,8 +287,12 @@ def model_logits(model: Any, dataset: Any, *, batch_size: int = 256, collate_fn:
 
     params = inspect.signature(model.forward).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    skip = {"label", "labels", *exclude}
-    columns = [c for c in dataset.column_names if c not in skip and (takes_any or c in params)]
+    from jal_trainer.config import DEFAULT_ANALYSIS_COLUMNS
+
+    skip = {"label", "labels", *DEFAULT_ANALYSIS_COLUMNS, *exclude}
+    features = dataset.features
+    columns = [c for c in dataset.column_names
+               if c not in skip and (c in params or (takes_any and _is_numeric(features[c])))]
     if not columns:
         raise ValueError(
             f"None of the dataset columns {dataset.column_names} is an argument of {type(model).__name__}.forward. "
@@ -307,6 +324,14 @@ def model_logits(model: Any, dataset: Any, *, batch_size: int = 256, collate_fn:
     return np.concatenate(chunks, axis=0)
 
 
+def _is_numeric(feature: Any) -> bool:
+    """True for a numeric (or bool, or class-label) feature, or nested lists / arrays of one."""
+    while hasattr(feature, "feature"):  # List / Sequence / LargeList
+        feature = feature.feature
+    dtype = getattr(feature, "dtype", None)
+    return dtype is not None and dtype not in ("string", "large_string", "binary", "large_binary")
+
+
 # ---- the data-set level API ------------------------------------------------------------------------
 
 
@@ -331,7 +356,6 @@ class LabelIssues:
     rule: str
     report: dict[str, float] | None = None
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def find_label_issues(
@@ -341,7 +365,7 @@ def find_label_issues(
     label_column: str = "label",
     clean_label_column: str = "clean_label",
     noisy_column: str = "is_noisy",
-    rule: str = "per-class-threshold",
+    rule: str = DEFAULT_RULE,
     noise_rate: float | None = None,
     batch_size: int = 256,
     collate_fn: Any = None,
@@ -364,6 +388,9 @@ def find_label_issues(
             same rows in the same order in another container, e.g. a
             `jal_trainer.data.DeviceImageDataset` (``augment=False``) for fast image batches.
 
+    With a Trainer in a distributed run, call it on every process (``trainer.predict`` is a
+    collective); every process gets the same result.
+
     Returns:
         `LabelIssues`: ``.dataset`` gains ``label_issue_score`` and ``is_label_issue``; ``.report``
         holds precision, recall and F1 when the clean labels are known.
@@ -378,11 +405,14 @@ def find_label_issues(
             "Pass label_column= naming the given labels."
         )
     start = time.perf_counter()
-    probs = _probabilities(source, dataset if predict_dataset is None else predict_dataset, batch_size=batch_size, collate_fn=collate_fn,
+    inputs = dataset if predict_dataset is None else predict_dataset
+    probs = _probabilities(source, inputs, batch_size=batch_size, collate_fn=collate_fn,
                            exclude=(label_column, clean_label_column, noisy_column))
     labels = np.asarray(dataset[label_column], dtype=np.int64)
     if len(probs) != len(labels):
-        raise ValueError(f"Got {len(probs)} predictions for {len(labels)} rows: predict_dataset must hold the same rows.")
+        raise ValueError(
+            f"Got {len(probs)} predictions for {len(labels)} rows: predict_dataset must hold the same rows, in order."
+        )
     scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate)
     seconds = time.perf_counter() - start
     truly_wrong = _known_wrong(dataset, labels, clean_label_column, noisy_column)
@@ -417,6 +447,7 @@ def _known_wrong(dataset: Any, labels: np.ndarray, clean_column: str, noisy_colu
 
 
 __all__ = [
+    "DEFAULT_RULE",
     "ISSUE_COLUMN",
     "RULES",
     "SCORE_COLUMN",

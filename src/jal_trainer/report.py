@@ -93,7 +93,10 @@ def plot_memorisation(runs: Mapping[str, Rows] | Rows, path: str | Path, *, titl
         right.plot(*_series(rows, "clean_fit"), color=colour, ls=":", label=f"{name}: fit of clean train")
     left.set_title("Training samples with a wrong label: predicted as ...")
     right.set_title("Clean test accuracy and clean-sample fit")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, not 2.5
         ax.set_xlabel("epoch")
         ax.set_ylabel("fraction")
         ax.set_ylim(-0.02, 1.02)
@@ -218,7 +221,8 @@ def summarise_run(run_dir: str | Path, out_dir: str | Path | None = None) -> dic
     known = ("metrics.json", "recipe.yaml", "noise_report.json", "trainer_state.json", MEMORISATION_JSON)
     if not any((run / name).is_file() for name in known):
         raise ValueError(
-            f"{str(run)!r} holds none of {', '.join(known)}: it is not a run folder. Pass the output_dir of `jal train`."
+            f"{str(run)!r} holds none of {', '.join(known)}: it is not a run folder. "
+            "Pass the output_dir of `jal train`."
         )
     out = Path(out_dir) if out_dir is not None else run
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import platform
+import warnings
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -85,6 +86,8 @@ def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
         raise ValueError(f"noise_type={data.noise_type!r} needs noise_column (e.g. worse_label or weak_labels).")
     if not 0.0 <= data.noise_rate <= 1.0:
         raise ValueError(f"noise_rate must be in [0, 1], got {data.noise_rate}.")
+    if data.noise_sampler not in ("exact", "iid"):
+        raise ValueError(f"noise_sampler={data.noise_sampler!r} is unknown. Choose exact or iid.")
     if model.model not in VISION_MODELS:
         _check_text_model(model.model)
 
@@ -139,8 +142,21 @@ def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict,
     else:
         kwargs = {"features": _features_for_instance_noise(dataset["train"])} if data.noise_type == "instance" else {}
         dataset = add_label_noise(dataset, data.noise_type, data.noise_rate, seed=data.noise_seed,
-                                  splits=["train"], **kwargs)
-    return dataset, noise_report(dataset["train"])
+                                  splits=["train"], sampler=data.noise_sampler, **kwargs)
+    report = noise_report(dataset["train"])
+    _warn_if_noise_unrealised(data, report.noise_rate)
+    return dataset, report
+
+
+def _warn_if_noise_unrealised(data: DataArguments, realised: float) -> None:
+    """The exact sampler floors T[i, j] * n_i: with many small classes it may flip almost nothing."""
+    if data.noise_type in SYNTHETIC_NOISE and data.noise_rate > 0 and realised < 0.5 * data.noise_rate:
+        warnings.warn(
+            f"Requested {data.noise_type} noise {data.noise_rate} but only {realised:.1%} of the training labels "
+            f"changed: the '{data.noise_sampler}' sampler flips floor(T[i, j] * n_i) samples per class pair, which "
+            "is 0 when classes are small. Set noise_sampler to 'iid' to draw each label from its row instead.",
+            stacklevel=2,
+        )
 
 
 def labels_digest(labels: Any) -> str:
