@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import random
 import statistics
 import tempfile
 import time
@@ -85,18 +87,22 @@ def main() -> None:
         trainers = {k: make_trainer(k.split("+")[0] if k != "trainer-ce" else k, out, cli.num_labels, l1)
                     for k, l1 in kinds.items()}
         times: dict[str, list[float]] = {k: [] for k in trainers}
+        order = list(trainers)
+        rng = random.Random(0)
         for i in range(cli.warmup + cli.repeats):
-            for name, trainer in trainers.items():  # interleaved: drifts in machine load hit all alike
-                t = one_step(trainer, batch)
+            rng.shuffle(order)  # interleaved, in a new order each round: load drift and cache effects hit all alike
+            for name in order:
+                t = one_step(trainers[name], batch)
                 if i >= cli.warmup:
                     times[name].append(t)
     medians = {k: statistics.median(v) for k, v in times.items()}
     base = medians["trainer-ce"]
     result = {
-        "command": f"python recipes/bench_trainer_step.py --repeats {cli.repeats}",
+        "command": f"python recipes/bench_trainer_step.py --repeats {cli.repeats}"
+        + (f" --threads {cli.threads}" if cli.threads else ""),
         "what": "training_step + optimizer.step + zero_grad, BERT 2x256 classifier, batch 32, seq 64, SGD",
         "hardware": {"machine": platform.machine(), "processor": platform.processor(),
-                     "torch_threads": torch.get_num_threads()},
+                     "torch_threads": torch.get_num_threads(), "load_average_1min": os.getloadavg()[0]},
         "versions": package_versions(),
         "seeds": {"model": 0, "batch": 1},
         "repeats": cli.repeats,
@@ -109,7 +115,8 @@ def main() -> None:
     (RESULTS / "trainer_step.md").write_text(
         "# One training step: JALTrainer against Trainer (CE)\n\n"
         f"Command: `{result['command']}`; {result['what']}; CPU, {result['hardware']['torch_threads']} threads; "
-        f"median of {cli.repeats} interleaved repeats; torch {result['versions']['torch']}, "
+        f"median of {cli.repeats} interleaved repeats in shuffled order; 1-minute load average "
+        f"{result['hardware']['load_average_1min']:.2f} at the end; torch {result['versions']['torch']}, "
         f"transformers {result['versions']['transformers']}.\n\n"
         "| trainer / loss | median ms | ratio to Trainer CE |\n|---|---|---|\n" + rows + "\n"
     )
