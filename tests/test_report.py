@@ -87,3 +87,20 @@ def test_jal_report_dispatches_here(tmp_path: Path) -> None:
     assert jal(["report", str(run)]) == 0
     assert (run / "report.md").is_file()
     assert jal(["report", str(tmp_path / "missing")]) == 2  # a ValueError becomes one clear line
+
+
+def test_compare_overlays_runs_labelled_by_loss(tmp_path: Path) -> None:
+    from jal_trainer.report import compare_memorisation
+
+    rows = [{"epoch": 1.0, "test_accuracy": 0.5, "noisy_memorised": 0.1, "noisy_true": 0.8, "clean_fit": 0.9}]
+    runs = []
+    for loss in ("jal-ce", "ce"):
+        run = tmp_path / loss
+        run.mkdir()
+        (run / "recipe.yaml").write_text(f"loss_type: {loss}\n")
+        (run / "memorisation.json").write_text(json.dumps({"rows": rows}))
+        runs.append(run)
+    out = compare_memorisation(runs, tmp_path / "cmp.png")
+    assert out.is_file() and out.stat().st_size > 1000
+    with pytest.raises(FileNotFoundError):
+        compare_memorisation([runs[0], tmp_path / "missing"], tmp_path / "x.png")

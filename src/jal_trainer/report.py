@@ -281,7 +281,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jal report", description="Turn a finished run into its plots and tables.")
     parser.add_argument("run_dir", help="output_dir of a `jal train` run")
     parser.add_argument("--out", default=None, help="folder for the plots and report.md (default: the run folder)")
+    parser.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR",
+                        help="other runs on the same noisy data (e.g. with CE) to overlay in memorisation_compare.png")
     return parser
+
+
+def compare_memorisation(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
+    """Overlay the memorisation curves of several runs, each labelled by its loss, in one PNG."""
+    runs = {}
+    for run in map(Path, run_dirs):
+        label = str(_read_recipe(run / "recipe.yaml").get("loss_type", run.name)).upper()
+        runs[label if label not in runs else f"{label} ({run.name})"] = read_memorisation(run / MEMORISATION_JSON)
+    return plot_memorisation(runs, path, title="Memorisation of the wrong labels: " + " vs ".join(runs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,10 +300,14 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     for name, path in summarise_run(args.run_dir, args.out).items():
         print(f"{name}: {path}")
+    if args.compare:
+        out = Path(args.out or args.run_dir) / "memorisation_compare.png"
+        print(f"memorisation_compare: {compare_memorisation([args.run_dir, *args.compare], out)}")
     return 0
 
 
 __all__ = [
+    "compare_memorisation",
     "make_parser",
     "main",
     "markdown_table",
