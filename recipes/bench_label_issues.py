@@ -17,7 +17,11 @@ Both full trainings (JAL-CE and CE) run `MemorisationCallback` and evaluate on t
 every epoch; their memorisation curves go to ``memorisation_<dataset>.png`` (CE against JAL-CE on
 the same noisy data). The callback passes and the evaluations are excluded from ``seconds``.
 
-Scale (2 shared CPU cores, about 15 minutes in all on a quiet machine; see SETTINGS):
+Every training is repeated for SEEDS (model initialisation, batch order and cleanlab's folds;
+the noisy labels stay fixed): results are mean +- std over them.
+
+Scale (2 CPU cores: about 10 minutes in all on a quiet machine, much longer on a shared one;
+see SETTINGS):
 
 - youtube, trec (WRENCH): majority vote of the weak labels (ties and all-abstain rows drawn at
   random with the seed, as ``jal train`` does); all-MiniLM-L6-v2 frozen, its sentence embeddings
@@ -58,7 +62,8 @@ from jal_trainer.report import markdown_table, memorisation_table, plot_memorisa
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # ---- settings ----------------------------------------------------------------------------------
-SEED = 0
+DATA_SEED = 0  # the label noise and the CIFAR subset: fixed, the same data for every training seed
+SEEDS = (0, 1, 2)  # training seeds (model init, batch order, cleanlab's folds): mean +- std over them
 FOLDS = 5  # cleanlab's default number of cross-validation folds
 RULE = DEFAULT_RULE  # argmax: our documented default rule
 JAL = {"loss_type": "jal-ce", "loss_preset": "cifar10"}  # alpha 1, beta 1, a 30: the paper's CIFAR-10 values
@@ -104,7 +109,7 @@ def text_task(name: str) -> Task:
     start = time.perf_counter()
     raw = load_wrench(name)
     data = DatasetDict({"train": raw["train"], "test": raw["test"]})
-    data = add_label_noise(data, "majority-vote", None, seed=SEED, column="weak_labels", splits=["train"])
+    data = add_label_noise(data, "majority-vote", None, seed=DATA_SEED, column="weak_labels", splits=["train"])
     encoder = str(resolve_path(ENCODER))
     data = embed_dataset(data.remove_columns("weak_labels"), encoder)
     names = data["train"].features["label"].names
@@ -124,8 +129,8 @@ def vision_task(name: str) -> Task:
 
     start = time.perf_counter()
     cfg = SETTINGS[name]
-    data = load_cifar10n(train_subset=cfg["train_subset"], test_subset=cfg["test_subset"], seed=SEED)
-    data = add_label_noise(data, "column", None, seed=SEED, column="worse_label", splits=["train"])
+    data = load_cifar10n(train_subset=cfg["train_subset"], test_subset=cfg["test_subset"], seed=DATA_SEED)
+    data = add_label_noise(data, "column", None, seed=DATA_SEED, column="worse_label", splits=["train"])
     keep = ["pixel_values", "label", "clean_label", "is_noisy"]
     train, test = data["train"].select_columns(keep), data["test"].select_columns(["pixel_values", "label"])
     mean, std = image_stats("cifar10")
@@ -208,15 +213,15 @@ def accuracy(eval_pred: Any) -> dict[str, float]:
     return {"accuracy": float((logits.argmax(-1) == eval_pred.label_ids).mean())}
 
 
-def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, watch: bool) -> Fit:
+def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, seed: int, watch: bool) -> Fit:
     """Train task.make_model() on ``train`` with ``loss``; with ``watch``, evaluate and record memorisation."""
     cfg = task.settings
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     args = JALConfig(
         output_dir=out, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch"],
         per_device_eval_batch_size=512, learning_rate=cfg["lr"], optim="adamw_torch", weight_decay=0.0,
         lr_scheduler_type="cosine", max_grad_norm=5.0, eval_strategy="epoch" if watch else "no",
-        save_strategy="no", logging_strategy="epoch", report_to=[], use_cpu=True, seed=SEED, disable_tqdm=True,
+        save_strategy="no", logging_strategy="epoch", report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
         dataloader_num_workers=0, remove_unused_columns=task.settings["kind"] == "text", **loss,
     )
     wrapped = task.wrap(train)
@@ -232,16 +237,16 @@ def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, watch: bool) 
     return Fit(trainer, cost, callback.rows if callback else [])
 
 
-def out_of_fold_probs(task: Task, out: str) -> tuple[np.ndarray, Cost]:
+def out_of_fold_probs(task: Task, out: str, seed: int) -> tuple[np.ndarray, Cost]:
     """(N, K) held-out CE probabilities from FOLDS trainings, and their total cost."""
     from sklearn.model_selection import StratifiedKFold
 
     labels = np.asarray(task.train["label"])
     probs = np.zeros((len(labels), task.train.features["label"].num_classes))
     cost = Cost()
-    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=seed)
     for i, (train_idx, held_idx) in enumerate(folds.split(np.zeros(len(labels)), labels)):
-        fold = fit(task, {"loss_type": "ce"}, task.train.select(train_idx), f"{out}/fold{i}", watch=False)
+        fold = fit(task, {"loss_type": "ce"}, task.train.select(train_idx), f"{out}/fold{i}", seed=seed, watch=False)
         watch = Stopwatch()
         held = softmax(trainer_logits(fold.trainer, task.wrap(task.train.select(held_idx))))
         probs[held_idx, : held.shape[1]] = held
@@ -259,8 +264,8 @@ def row(task: Task, method: str, report: dict[str, float], cost: Cost, **extra: 
             "cpu_seconds": round(cost.cpu, 2), "flagged": report["flagged"], "wrong": report["wrong"], **extra}
 
 
-def run_task(task: Task, out: str) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
-    """All methods on one data set: result rows and the memorisation rows of CE and JAL-CE."""
+def run_task(task: Task, out: str, seed: int) -> tuple[list[dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+    """All methods on one data set and one seed: result rows and the memorisation rows of CE and JAL-CE."""
     from cleanlab.filter import find_label_issues as cleanlab_find
 
     labels = np.asarray(task.train["label"])
@@ -268,7 +273,7 @@ def run_task(task: Task, out: str) -> tuple[list[dict[str, Any]], dict[str, list
     rows: list[dict[str, Any]] = []
     curves: dict[str, list[dict[str, Any]]] = {}
     for name, loss in (("JAL-CE", JAL), ("CE", {"loss_type": "ce"})):
-        trained = fit(task, loss, task.train, f"{out}/{name}", watch=True)
+        trained = fit(task, loss, task.train, f"{out}/{name}", seed=seed, watch=True)
         curves[name] = trained.rows
         test_acc = trained.rows[-1]["test_accuracy"]
         print(f"  {name}: {trained.cost.wall:.1f} s ({trained.cost.cpu:.1f} CPU s), clean test accuracy "
@@ -282,24 +287,49 @@ def run_task(task: Task, out: str) -> tuple[list[dict[str, Any]], dict[str, list
             scored = found if rule == RULE else find_label_issues(found.probs, task.train, rule=rule)
             tag = " (ours)" if name == "JAL-CE" and rule == RULE else ""
             rows.append(row(task, f"{name.lower()} in-sample + {rule}{tag}", scored.report, base + watch.elapsed(),
-                            trainings=1, test_accuracy=test_acc))
+                            trainings=1, test_accuracy=test_acc, seed=seed))
         watch = Stopwatch()
         mask = cleanlab_find(labels, found.probs)
         rows.append(row(task, f"{name.lower()} in-sample + cleanlab filter", issue_report(mask, wrong),
-                        base + watch.elapsed(), trainings=1, test_accuracy=test_acc))
-    probs, cost = out_of_fold_probs(task, out)
+                        base + watch.elapsed(), trainings=1, test_accuracy=test_acc, seed=seed))
+    probs, cost = out_of_fold_probs(task, out, seed)
     watch = Stopwatch()
     mask = cleanlab_find(labels, probs)
     rows.append(row(task, f"cleanlab ({FOLDS}-fold out-of-fold CE)", issue_report(mask, wrong),
-                    cost + watch.elapsed(), trainings=FOLDS))
+                    cost + watch.elapsed(), trainings=FOLDS, seed=seed))
     return rows, curves
 
 
 # ---- outputs ---------------------------------------------------------------------------------------
 
 
-def summary_table(rows: list[dict[str, Any]]) -> str:
-    """Per data set: F1 and seconds of ours (JAL-CE + default rule) and of cleanlab, and the cost ratios.
+MEAN_KEYS = ("precision", "recall", "f1", "seconds", "cpu_seconds", "flagged", "test_accuracy")
+
+
+def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (dataset, method): means over seeds, and standard deviations of precision, recall, F1."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], r["method"]), []).append(r)
+    rows = []
+    for (dataset, method), group in groups.items():
+        out: dict[str, Any] = {"dataset": dataset, "method": method}
+        for key in MEAN_KEYS:
+            values = [r[key] for r in group if r.get(key) is not None]
+            out[key] = round(float(np.mean(values)), 4) if values else None
+        for key in ("precision", "recall", "f1"):
+            out[f"{key}_std"] = round(float(np.std([r[key] for r in group])), 4)
+        out.update(wrong=group[0]["wrong"], trainings=group[0]["trainings"], seeds=[r["seed"] for r in group])
+        rows.append(out)
+    return rows
+
+
+def _pm(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.3f} +- {row[f'{key}_std']:.3f}"
+
+
+def summary_table(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
+    """Per data set: F1 of ours (JAL-CE + default rule) and of cleanlab, seeds won, and the cost ratios.
 
     Besides measured seconds (noisy on a shared machine), the work ratio counts training
     sample-epochs, a property of the method: one training on N rows against FOLDS trainings on
@@ -309,15 +339,19 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ours = next(r for r in rows if r["dataset"] == dataset and r["method"].endswith("(ours)"))
         base = next(r for r in rows if r["dataset"] == dataset and r["method"].startswith("cleanlab"))
-        lines.append([dataset, ours["f1"], base["f1"], f"{ours['f1'] - base['f1']:+.4f}",
-                      f"{ours['seconds']:.1f} / {base['seconds']:.1f}", f"{ours['seconds'] / base['seconds']:.2f}",
-                      f"{ours['cpu_seconds'] / base['cpu_seconds']:.2f}", f"{1 / (FOLDS - 1):.2f}"])
-    return markdown_table(["dataset", "F1 ours", "F1 cleanlab", "difference", "seconds ours / cleanlab",
-                           "wall-time ratio", "CPU-time ratio", "work ratio (sample-epochs)"], lines)
+        per_seed = {(r["seed"], r["method"]): r["f1"] for r in runs if r["dataset"] == dataset}
+        wins = sum(per_seed[(seed, ours["method"])] >= per_seed[(seed, base["method"])] for seed in ours["seeds"])
+        lines.append([dataset, _pm(ours, "f1"), _pm(base, "f1"), f"{ours['f1'] - base['f1']:+.3f}",
+                      f"{wins} of {len(ours['seeds'])}", f"{ours['seconds']:.1f} / {base['seconds']:.1f}",
+                      f"{ours['seconds'] / base['seconds']:.2f}", f"{ours['cpu_seconds'] / base['cpu_seconds']:.2f}",
+                      f"{1 / (FOLDS - 1):.2f}"])
+    return markdown_table(["dataset", "F1 ours", "F1 cleanlab", "difference", "seeds ours >= cleanlab",
+                           "seconds ours / cleanlab", "wall-time ratio", "CPU-time ratio",
+                           "work ratio (sample-epochs)"], lines)
 
 
-def write_markdown(path: Path, rows: list[dict[str, Any]], curves: dict[str, dict[str, list]],
-                   meta: dict[str, Any]) -> None:
+def write_markdown(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]],
+                   curves: dict[str, dict[str, list]], meta: dict[str, Any]) -> None:
     lines = [
         "# Label issues: one JAL training against cleanlab (k-fold CE)",
         "",
@@ -335,20 +369,23 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], curves: dict[str, dic
         "- Excluded everywhere: loading data, the frozen MiniLM embeddings of the text sets (computed once, "
         "cached), the per-epoch test evaluation and memorisation passes of the two watched trainings.",
         "- precision / recall / F1 of the flagged set against the known wrong labels (`label != clean_label`). "
-        f"One seed ({SEED}).",
+        f"Mean +- standard deviation over training seeds {list(meta['seeds'])} (model initialisation, batch "
+        f"order, cleanlab's folds); the noisy labels are fixed (data seed {DATA_SEED}). Memorisation curves: seed "
+        f"{meta['seeds'][0]}.",
         "- The text settings (epochs, learning rate, head) were chosen from a small sweep on these same sets, "
         "identical for JAL-CE, CE and cleanlab's folds; the vision settings were not tuned.",
         "",
         "## Ours against cleanlab",
         "",
-        summary_table(rows),
+        summary_table(rows, runs),
         "",
         "## Every method",
         "",
         markdown_table(["dataset", "method", "precision", "recall", "F1", "seconds", "CPU seconds", "flagged", "wrong",
                         "test acc."],
-                       [[r["dataset"], r["method"], r["precision"], r["recall"], r["f1"], f"{r['seconds']:.1f}",
-                         f"{r['cpu_seconds']:.1f}", r["flagged"], r["wrong"], r.get("test_accuracy")] for r in rows]),
+                       [[r["dataset"], r["method"], _pm(r, "precision"), _pm(r, "recall"), _pm(r, "f1"),
+                         f"{r['seconds']:.1f}", f"{r['cpu_seconds']:.1f}", f"{r['flagged']:.0f}", r["wrong"],
+                         r.get("test_accuracy")] for r in rows]),
         "",
         "## Settings",
         "",
@@ -370,20 +407,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--out", default=str(RESULTS), help="folder of label_issues.json/.md and the plots")
+    parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), help="training seeds")
     parser.add_argument("--render", action="store_true", help="only rewrite label_issues.md from label_issues.json")
     args = parser.parse_args(argv)
     if args.render:
         payload = json.loads((Path(args.out) / "label_issues.json").read_text())
-        write_markdown(Path(args.out) / "label_issues.md", payload["rows"], payload["memorisation"], payload["meta"])
+        write_markdown(Path(args.out) / "label_issues.md", payload["rows"], payload["runs"], payload["memorisation"],
+                       payload["meta"])
         return 0
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = []
     curves: dict[str, dict[str, list]] = {}
-    meta: dict[str, Any] = {"settings": {}, "noise_rates": {}, "train_sizes": {}, "prepare_seconds": {}}
+    meta: dict[str, Any] = {"seeds": args.seeds, "settings": {}, "noise_rates": {}, "train_sizes": {},
+                            "prepare_seconds": {}}
     with tempfile.TemporaryDirectory() as work:
         for name in args.datasets:
             print(f"{name}: preparing", flush=True)
@@ -392,13 +432,15 @@ def main(argv: list[str] | None = None) -> int:
             meta["noise_rates"][name] = float(np.mean(np.asarray(task.train["is_noisy"])))
             meta["train_sizes"][name] = len(task.train)
             meta["prepare_seconds"][name] = round(task.prepare_seconds, 1)
-            task_rows, curves[name] = run_task(task, f"{work}/{name}")
-            rows += task_rows
+            for seed in args.seeds:
+                task_rows, seed_curves = run_task(task, f"{work}/{name}/seed{seed}", seed)
+                runs += task_rows
+                curves.setdefault(name, seed_curves)  # the first seed's curves are plotted
+                for r in task_rows:
+                    print(f"  seed {seed} {r['method']:<48} P {r['precision']:.3f} R {r['recall']:.3f} "
+                          f"F1 {r['f1']:.3f} {r['seconds']:.1f} s", flush=True)
             plot_memorisation(curves[name], out / f"memorisation_{name}.png",
-                              title=f"{name}: memorisation of the wrong labels, CE vs JAL-CE")
-            for r in task_rows:
-                print(f"  {r['method']:<48} P {r['precision']:.3f} R {r['recall']:.3f} F1 {r['f1']:.3f} "
-                      f"{r['seconds']:.1f} s", flush=True)
+                              title=f"{name}: memorisation of the wrong labels, CE vs JAL-CE (seed {args.seeds[0]})")
     import cleanlab
     import transformers
 
@@ -406,9 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                 machine=f"{platform.machine()}, {os.cpu_count()} CPU cores (torch threads {torch.get_num_threads()})",
                 versions={"python": sys.version.split()[0], "torch": torch.__version__,
                           "transformers": transformers.__version__, "cleanlab": cleanlab.__version__})
-    payload = {"rows": rows, "memorisation": curves, "meta": meta}
+    rows = aggregate(runs)
+    payload = {"rows": rows, "runs": runs, "memorisation": curves, "meta": meta}
     (out / "label_issues.json").write_text(json.dumps(payload, indent=2))
-    write_markdown(out / "label_issues.md", rows, curves, meta)
+    write_markdown(out / "label_issues.md", rows, runs, curves, meta)
     print(f"wrote {out / 'label_issues.json'} and label_issues.md in {meta['total_seconds']:.0f} s")
     return 0
 
