@@ -178,7 +178,7 @@ def test_two_processes_count_every_training_sample_once(tmp_path: Path) -> None:
     """203 rows over 2 processes: the sampler pads one row; the rows must still match a full recount."""
     result_path = tmp_path / "rank0.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
            __file__, str(result_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
