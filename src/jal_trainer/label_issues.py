@@ -248,19 +248,11 @@ def trainer_logits(trainer: Any, dataset: Any) -> np.ndarray:
     """(N, K) logits of ``trainer.model`` on ``dataset``, in dataset order, gathered over processes.
 
     Uses ``trainer.predict``: sequential sampler, padding of the last batch dropped, so every
-    process gets all N rows. A collator with a ``training`` switch (train augmentation) is put in
-    eval mode for the pass and switched back after. (`JALTrainer` starts every evaluation loop
+    process gets all N rows. Pass the rows without augmentation (e.g.
+    ``DeviceImageDataset.without_augmentation()``). (`JALTrainer` starts every evaluation loop
     from zero, so this pass does not leak into the loss parts of the next logged evaluation.)
     """
-    collator = getattr(trainer, "data_collator", None)
-    was_training = getattr(collator, "training", None)
-    try:
-        if was_training is not None:
-            collator.training = False
-        output = trainer.predict(dataset, metric_key_prefix="label_issues")
-    finally:
-        if was_training is not None:
-            collator.training = was_training
+    output = trainer.predict(dataset, metric_key_prefix="label_issues")
     if output.predictions is None:
         raise ValueError("trainer.predict returned no logits: set prediction_loss_only=False in the arguments.")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
