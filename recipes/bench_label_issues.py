@@ -2,20 +2,25 @@
 
 For each data set with real label noise and known clean labels:
 
-- **ours**: train the model once with JAL-CE on the noisy labels, predict on the training set
-  itself, flag with `jal_trainer.label_issues.find_label_issues` (default rule: argmax; the
-  per-class thresholds and noise-rate rules of confident learning and cleanlab's filter on the
-  same in-sample probabilities are reported too). Seconds = that one training + the scoring pass.
+- **ours**: train the model once with JAL-CE on the noisy labels; at the end of every epoch,
+  predict on the training set itself (`jal_trainer.callbacks.EpochProbabilitiesCallback`, the
+  pass `MemorisationCallback` makes anyway); flag with
+  `jal_trainer.label_issues.find_label_issues` on the mean of those probabilities with the
+  default rule, ``class-balanced``. Seconds = that one training + its per-epoch passes + scoring.
 - **cleanlab**: out-of-fold probabilities from 5 CE trainings of the same model (cleanlab's
   default ``cv_n_folds=5``), then ``cleanlab.filter.find_label_issues`` (its default
   ``filter_by="prune_by_noise_rate"``). Seconds = the 5 trainings + their held-out predictions
   + the filter.
-- **ablation**: our rule on the in-sample probabilities of one CE training: why the robust
-  loss matters (CE memorises the wrong labels, so in-sample it no longer disagrees with them).
+- **ablations**, each from the same trainings: the other rules (argmax, per-class threshold,
+  noise rate, cleanlab's filter) on our epoch-mean probabilities; the final model's
+  probabilities instead of the epoch mean (no per-epoch pass: seconds = training + one pass);
+  the same with one CE training (why the robust loss matters: CE memorises the wrong labels,
+  so in-sample it no longer disagrees with them); and our rule on cleanlab's out-of-fold
+  probabilities (what the rule does with 5x the training).
 
 Both full trainings (JAL-CE and CE) run `MemorisationCallback` and evaluate on the clean test set
 every epoch; their memorisation curves go to ``memorisation_<dataset>.png`` (CE against JAL-CE on
-the same noisy data). The callback passes and the evaluations are excluded from ``seconds``.
+the same noisy data). The test evaluations are excluded from ``seconds``.
 
 Every training is repeated for SEEDS (model initialisation, batch order and cleanlab's folds;
 the noisy labels stay fixed): results are mean +- std over them.
@@ -179,33 +184,39 @@ class Stopwatch:
 
 
 class TimedMemorisation(MemorisationCallback):
-    """`MemorisationCallback` that also measures what watching costs, to leave it out of the method's time.
+    """`MemorisationCallback` that also times its prediction passes and the evaluations that follow.
 
-    In transformers 5.23 an epoch ends with: on_epoch_end (the memorisation pass), the log of the
-    training loss, the evaluation, on_evaluate. The span from the first to the last is overhead.
+    In transformers 5.23 an epoch ends with: on_epoch_end (the prediction pass over the training
+    set), the log of the training loss, the evaluation on the test set, on_evaluate. ``passes`` is
+    the time inside on_epoch_end (part of our method: it gives the epoch-mean probabilities);
+    ``evaluations`` the span from its end to on_evaluate (watching only, left out of every cost).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.overhead = Cost()
+        self.passes, self.evaluations = Cost(), Cost()
         self._watch: Stopwatch | None = None
 
     def on_epoch_end(self, *args: Any, **kwargs: Any) -> None:
-        self._watch = Stopwatch()
+        watch = Stopwatch()
         super().on_epoch_end(*args, **kwargs)
+        self.passes = self.passes + watch.elapsed()
+        self._watch = Stopwatch()
 
     def on_evaluate(self, *args: Any, **kwargs: Any) -> None:
         super().on_evaluate(*args, **kwargs)
         if self._watch is not None:
-            self.overhead = self.overhead + self._watch.elapsed()
+            self.evaluations = self.evaluations + self._watch.elapsed()
             self._watch = None
 
 
 @dataclass
 class Fit:
     trainer: JALTrainer
-    cost: Cost  # training only: memorisation passes and evaluations left out
+    cost: Cost  # training + the per-epoch prediction passes; test evaluations left out
+    passes: Cost  # the per-epoch prediction passes alone
     rows: list[dict[str, Any]]
+    callback: TimedMemorisation | None
 
 
 def accuracy(eval_pred: Any) -> dict[str, float]:
@@ -225,7 +236,7 @@ def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, seed: int, wa
         dataloader_num_workers=0, remove_unused_columns=task.settings["kind"] == "text", **loss,
     )
     wrapped = task.wrap(train)
-    callback = TimedMemorisation(None, wrapped, plot=False) if watch else None
+    callback = TimedMemorisation(None, wrapped, plot=False, save_probabilities=False) if watch else None
     trainer = JALTrainer(model=task.make_model(), args=args, train_dataset=wrapped,
                          eval_dataset=task.wrap(task.test) if watch else None, data_collator=task.collator,
                          compute_metrics=accuracy, callbacks=[callback] if callback else None)
@@ -233,8 +244,9 @@ def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, seed: int, wa
         callback.bind(trainer)
     watch_all = Stopwatch()
     trainer.train()
-    cost = watch_all.elapsed() - (callback.overhead if callback else Cost())
-    return Fit(trainer, cost, callback.rows if callback else [])
+    if callback is None:
+        return Fit(trainer, watch_all.elapsed(), Cost(), [], None)
+    return Fit(trainer, watch_all.elapsed() - callback.evaluations, callback.passes, callback.rows, callback)
 
 
 def out_of_fold_probs(task: Task, out: str, seed: int) -> tuple[np.ndarray, Cost]:
@@ -272,31 +284,38 @@ def run_task(task: Task, out: str, seed: int) -> tuple[list[dict[str, Any]], dic
     wrong = labels != np.asarray(task.train["clean_label"])
     rows: list[dict[str, Any]] = []
     curves: dict[str, list[dict[str, Any]]] = {}
+
+    def add(method: str, source: Any, rule: str, base: Cost, **extra: Any) -> None:
+        """Score ``source`` (a callback or probabilities) with ``rule``; one result row named ``method``."""
+        watch = Stopwatch()
+        if rule == "cleanlab filter":
+            probs = source.mean_probabilities if hasattr(source, "mean_probabilities") else source
+            report = issue_report(cleanlab_find(labels, probs), wrong)
+        else:
+            report = find_label_issues(source, task.train, rule=rule).report
+        rows.append(row(task, method, report, base + watch.elapsed(), seed=seed, **extra))
+
     for name, loss in (("JAL-CE", JAL), ("CE", {"loss_type": "ce"})):
         trained = fit(task, loss, task.train, f"{out}/{name}", seed=seed, watch=True)
         curves[name] = trained.rows
         test_acc = trained.rows[-1]["test_accuracy"]
-        print(f"  {name}: {trained.cost.wall:.1f} s ({trained.cost.cpu:.1f} CPU s), clean test accuracy "
-              f"{test_acc:.4f}", flush=True)
-        # one prediction pass over the training set; the other rules reuse its probabilities
-        watch = Stopwatch()
-        found = find_label_issues(trained.trainer, task.train, rule=RULE, predict_dataset=task.wrap(task.train))
-        base = trained.cost + watch.elapsed()
-        for rule in RULES if name == "JAL-CE" else (RULE,):
-            watch = Stopwatch()
-            scored = found if rule == RULE else find_label_issues(found.probs, task.train, rule=rule)
+        print(f"  {name}: {trained.cost.wall:.1f} s ({trained.cost.cpu:.1f} CPU s, of which per-epoch passes "
+              f"{trained.passes.wall:.1f} s), clean test accuracy {test_acc:.4f}", flush=True)
+        info = {"trainings": 1, "test_accuracy": test_acc}
+        # epoch-mean probabilities: the training with its per-epoch passes
+        mean_rules = (RULE, *[r for r in RULES if r != RULE], "cleanlab filter") if name == "JAL-CE" else (RULE,)
+        for rule in mean_rules:
             tag = " (ours)" if name == "JAL-CE" and rule == RULE else ""
-            rows.append(row(task, f"{name.lower()} in-sample + {rule}{tag}", scored.report, base + watch.elapsed(),
-                            trainings=1, test_accuracy=test_acc, seed=seed))
+            add(f"{name.lower()} epoch-mean + {rule}{tag}", trained.callback, rule, trained.cost, **info)
+        # final model only: the training without the passes, plus one prediction pass at the end
         watch = Stopwatch()
-        mask = cleanlab_find(labels, found.probs)
-        rows.append(row(task, f"{name.lower()} in-sample + cleanlab filter", issue_report(mask, wrong),
-                        base + watch.elapsed(), trainings=1, test_accuracy=test_acc, seed=seed))
+        final = softmax(trainer_logits(trained.trainer, task.wrap(task.train)))
+        base = trained.cost - trained.passes + watch.elapsed()
+        for rule in (RULE, "argmax"):
+            add(f"{name.lower()} final + {rule}", final, rule, base, **info)
     probs, cost = out_of_fold_probs(task, out, seed)
-    watch = Stopwatch()
-    mask = cleanlab_find(labels, probs)
-    rows.append(row(task, f"cleanlab ({FOLDS}-fold out-of-fold CE)", issue_report(mask, wrong),
-                    cost + watch.elapsed(), trainings=FOLDS, seed=seed))
+    add(f"cleanlab ({FOLDS}-fold out-of-fold CE)", probs, "cleanlab filter", cost, trainings=FOLDS)
+    add(f"{FOLDS}-fold out-of-fold CE + {RULE}", probs, RULE, cost, trainings=FOLDS)
     return rows, curves
 
 
@@ -331,9 +350,10 @@ def _pm(row: dict[str, Any], key: str) -> str:
 def summary_table(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str:
     """Per data set: F1 of ours (JAL-CE + default rule) and of cleanlab, seeds won, and the cost ratios.
 
-    Besides measured seconds (noisy on a shared machine), the work ratio counts training
-    sample-epochs, a property of the method: one training on N rows against FOLDS trainings on
-    (FOLDS - 1) / FOLDS of them, i.e. 1 / (FOLDS - 1) (prediction passes, a few percent, left out).
+    Besides measured seconds (noisy on a shared machine), the work ratio is a property of the
+    methods: one training on N rows plus one forward pass over them per epoch (a forward pass
+    costs about a third of a training step), against FOLDS trainings on (FOLDS - 1) / FOLDS of the
+    rows: (1 + 1/3) / (FOLDS - 1) (cleanlab's held-out predictions, one pass in all, left out).
     """
     lines = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
@@ -344,10 +364,10 @@ def summary_table(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> str
         lines.append([dataset, _pm(ours, "f1"), _pm(base, "f1"), f"{ours['f1'] - base['f1']:+.3f}",
                       f"{wins} of {len(ours['seeds'])}", f"{ours['seconds']:.1f} / {base['seconds']:.1f}",
                       f"{ours['seconds'] / base['seconds']:.2f}", f"{ours['cpu_seconds'] / base['cpu_seconds']:.2f}",
-                      f"{1 / (FOLDS - 1):.2f}"])
+                      f"{(1 + 1 / 3) / (FOLDS - 1):.2f}"])
     return markdown_table(["dataset", "F1 ours", "F1 cleanlab", "difference", "seeds ours >= cleanlab",
                            "seconds ours / cleanlab", "wall-time ratio", "CPU-time ratio",
-                           "work ratio (sample-epochs)"], lines)
+                           "work ratio (estimate)"], lines)
 
 
 def write_markdown(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, Any]],
@@ -357,17 +377,22 @@ def write_markdown(path: Path, rows: list[dict[str, Any]], runs: list[dict[str, 
         "",
         f"Produced by `recipes/bench_label_issues.py` on {meta['machine']} ({meta['date']}); "
         f"total {meta['total_seconds']:.0f} s. Measured seconds depend on the load of the machine (on a shared "
-        "one the same training can take 1x to 4x as long from one call to the next); the work ratio "
-        "(training sample-epochs) is the stable measure of cost.",
+        "one the same training can take 1x to 4x as long from one call to the next); the CPU-time ratio is "
+        "steadier, and the work ratio (one training plus one forward pass per epoch, against "
+        f"{FOLDS} trainings on {FOLDS - 1}/{FOLDS} of the rows, a forward pass counted as a third of a training "
+        "step) is a property of the methods.",
         "",
         "- `seconds` is wall-clock time, `CPU seconds` the CPU time of the process (all threads).",
-        "- `seconds` of **ours** (`jal-ce in-sample + ...`): ONE JAL-CE training on the noisy labels + one "
-        "prediction pass over the training set + scoring. `ce in-sample` rows: the same with one CE training.",
+        "- `seconds` of **ours** (`jal-ce epoch-mean + class-balanced (ours)`): ONE JAL-CE training on the noisy "
+        "labels, with one prediction pass over the training set at the end of every epoch (their mean "
+        "probabilities are scored) + scoring. `... final + ...` rows: the same training without the per-epoch "
+        "passes + one prediction pass with the final model + scoring. `ce ...` rows: the same with one CE "
+        "training.",
         f"- `seconds` of **cleanlab**: {FOLDS} CE trainings (one per fold, each on {FOLDS - 1}/{FOLDS} of the "
         "data, same model, epochs and optimiser) + held-out predictions + `cleanlab.filter.find_label_issues` "
         "(default `prune_by_noise_rate`).",
         "- Excluded everywhere: loading data, the frozen MiniLM embeddings of the text sets (computed once, "
-        "cached), the per-epoch test evaluation and memorisation passes of the two watched trainings.",
+        "cached), the per-epoch evaluations on the test set (which only draw the memorisation curves).",
         "- precision / recall / F1 of the flagged set against the known wrong labels (`label != clean_label`). "
         f"Mean +- standard deviation over training seeds {list(meta['seeds'])} (model initialisation, batch "
         f"order, cleanlab's folds); the noisy labels are fixed (data seed {DATA_SEED}). Memorisation curves: seed "

@@ -48,6 +48,7 @@ FAST_FLAGS = {
     "eval_strategy": "no",
     "logging_strategy": "no",
     "track_memorisation": False,
+    "find_label_issues": False,
 }
 # Keys of a noise entry that name it in the table rather than being passed to `jal train`.
 NOISE_LABEL_KEYS = ("label",)
@@ -88,6 +89,10 @@ class Grid:
     common: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     notes: list[str] = field(default_factory=list)  # hand-written reading of the results, shown after the verdicts
+    title: str = ""  # heading of the report; default names the grid
+    # published numbers to compare with: column name ("sym 0.4", "cifar10-asym 0.2") -> loss -> accuracy in %
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
+    reference_source: str = ""
 
 
 def load_grid(path: str | os.PathLike[str]) -> Grid:
@@ -105,7 +110,9 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
             raise ValueError(f"Grid {path} needs a non-empty {key!r} entry; see recipes/grids/cpu.yaml for the schema.")
     grid = Grid(name=str(raw["name"]), seeds=[int(s) for s in raw["seeds"]], losses=list(raw["losses"]),
                 datasets=list(raw["datasets"]), regimes=raw.get("regimes") or {}, common=raw.get("common") or {},
-                description=str(raw.get("description") or ""), notes=[str(n) for n in raw.get("notes") or []])
+                description=str(raw.get("description") or ""), notes=[str(n) for n in raw.get("notes") or []],
+                title=str(raw.get("title") or ""), reference=raw.get("reference") or {},
+                reference_source=str(raw.get("reference_source") or ""))
     for entry in grid.datasets:
         for key in ("name", "config", "noise"):
             if not entry.get(key):
@@ -195,6 +202,7 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "grid": spec.grid, "dataset": spec.dataset, "noise_type": spec.noise_type, "noise_rate": spec.noise_rate,
         "loss": spec.loss, "seed": spec.seed, "test_accuracy": float(metrics["test_accuracy"]),
         "seconds": round(seconds, 2), "realised_noise_rate": report.get("noise_rate"),
+        "epochs": metrics.get("test_epoch"), "train_seconds": metrics.get("train_runtime"),
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv], "metrics": metrics,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -523,6 +531,36 @@ def plot(rows: list[dict[str, Any]], losses: list[str], path: str | os.PathLike[
     plt.close(fig)
 
 
+def reference_table(rows: list[dict[str, Any]], runs: list[dict[str, Any]], grid: Grid, *,
+                    tolerance: float = 1.5) -> str:
+    """Markdown: each (setting, loss) with a published number, ours beside it, and the time per epoch.
+
+    ``within`` is ``yes`` when |ours - paper| <= ``tolerance`` points. Time per epoch is the
+    training time of a run (``train_seconds``, from `Trainer.train`) over its epochs, mean over
+    seeds; the full-run column multiplies it by the epochs run.
+    """
+    lines = ["| setting | loss | ours (%) | paper (%) | ours - paper | within " + f"{tolerance:g} pt | "
+             "seconds / epoch | seconds / run |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        col = column_name(row["noise_type"], row["noise_rate"])
+        paper = grid.reference.get(col, {}).get(row["loss"])
+        members = [r for r in runs if (r["dataset"], r["noise_type"], r["noise_rate"], r["loss"]) ==
+                   (row["dataset"], row["noise_type"], row["noise_rate"], row["loss"]) and r.get("train_seconds")]
+        per_epoch = [r["train_seconds"] / r["epochs"] for r in members if r.get("epochs")]
+        timing = (f"{sum(per_epoch) / len(per_epoch):.2f} | "
+                  f"{sum(r['train_seconds'] for r in members) / len(members):.0f}") if per_epoch else "n/a | n/a"
+        ours = f"{row['mean_accuracy'] * 100:.2f} ± {row['std_accuracy'] * 100:.2f}"
+        if paper is None:
+            lines.append(f"| {row['dataset']} {col} | {row['loss'].upper()} | {ours} | - | - | - | {timing} |")
+            continue
+        gap = row["mean_accuracy"] * 100 - float(paper)
+        lines.append(f"| {row['dataset']} {col} | {row['loss'].upper()} | {ours} | {float(paper):.2f} | {gap:+.2f} | "
+                     f"{'yes' if abs(gap) <= tolerance else 'no'} | {timing} |")
+    if grid.reference_source:
+        lines += ["", f"Published numbers: {grid.reference_source}"]
+    return "\n".join(lines)
+
+
 def hardware() -> dict[str, Any]:
     """CPU model (``lscpu``), core count and OS of this machine."""
     model = platform.processor() or "unknown"
@@ -531,7 +569,14 @@ def hardware() -> dict[str, Any]:
         model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), model)
     except OSError:  # no lscpu (macOS, Windows): fall back to platform's answer
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "gpu": "none", "os": platform.platform()}
+    return {"cpu": model, "cores": os.cpu_count(), "gpu": _gpu_name(), "os": platform.platform()}
+
+
+def _gpu_name() -> str:
+    """Name of CUDA device 0 (what `jal train` uses by default), or "none"."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
 
 
 def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[str], *,
@@ -544,7 +589,7 @@ def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[
     plot(rows, grid.losses, out.with_suffix(".png"))
     expected = len(expand(grid))
     sessions = sessions or []
-    lines = [f"# Clean test accuracy of JAL and baselines, grid `{grid.name}` (CPU scale)", ""]
+    lines = [f"# {grid.title or f'Clean test accuracy of JAL and baselines, grid `{grid.name}`'}", ""]
     if grid.description:
         lines += [grid.description.strip(), ""]
     lines += _provenance(grid, runs, expected, sessions, command)
@@ -552,6 +597,8 @@ def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[
         ds_rows = [r for r in rows if r["dataset"] == dataset]
         lines += [f"## {dataset}", "", markdown_table(ds_rows, grid.losses), ""]
         lines += [realised_noise_line(ds_rows), ""]
+    if grid.reference:
+        lines += ["## Against the published numbers", "", reference_table(rows, runs, grid), ""]
     lines += ["## Where JAL wins and where it does not", "", verdict_text(jal_verdicts(rows)), ""]
     if grid.notes:
         lines += ["## Reading the table", "", *[f"- {note.strip()}" for note in grid.notes], ""]
@@ -575,7 +622,9 @@ def _provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions:
         (f"- Runs: {len(runs)} of {expected} in the grid; seeds {grid.seeds} (seed s trains with `--seed s "
          "--noise_seed s`); mean ± sample std (ddof 1) over seeds, in %; best mean per column in bold."),
         f"- Commands: `{' ; '.join(run_cmds) or 'python recipes/benchmark.py run ' + grid.name}` then `{command}`.",
-        f"- Hardware: {hw['cpu']}, {hw['cores']} cores, no GPU ({hw['os']}); shared with other jobs, so times are contended.",
+        (f"- Hardware: {hw['cpu']}, {hw['cores']} cores, no GPU ({hw['os']}); shared with other jobs, so times are "
+         "contended." if hw["gpu"] == "none" else
+         f"- Hardware: one {hw['gpu']}, {hw['cpu']}, {hw['cores']} cores ({hw['os']})."),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform") + ".",
         (f"- Wall time of the grid: {wall / 60:.1f} min over {len(sessions)} session(s) "
          f"({', '.join(str(s.get('workers')) + 'x' + str(s.get('threads')) for s in sessions)} workers x threads); "

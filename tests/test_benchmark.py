@@ -113,3 +113,56 @@ def test_bad_grid_names_the_fix(bench, tmp_path):
                                                   "noise": [{"noise_type": "symmetric", "noise_rate": 0.2}]}]}))
     with pytest.raises(ValueError, match="regime 'nope'"):
         bench.load_grid(path)
+
+
+def test_paper_grid_expands_to_the_papers_settings(bench):
+    grid = bench.load_grid(ROOT / "recipes" / "grids" / "cifar10_paper.yaml")
+    specs = bench.expand(grid)
+    # 4 losses x 4 noise settings x 3 seeds, plus CE on clean labels x 3 seeds
+    assert len(specs) == 4 * 4 * 3 + 3
+    settings = {(s.noise_type, s.noise_rate) for s in specs}
+    assert settings == {("symmetric", 0.4), ("symmetric", 0.8), ("cifar10-asym", 0.2), ("cifar10-asym", 0.4),
+                        ("clean", None)}
+    for spec in specs:
+        argv = list(spec.argv)
+        assert "--use_cpu" not in argv  # the paper grid trains on the GPU
+        l1 = float(argv[argv.index("--l1_weight_decay") + 1])
+        assert l1 == (5e-5 if spec.loss.startswith("jal") else 0.0)
+    # every published number has a cell of the grid to compare with
+    columns = {bench.column_name(t, r) for t, r in settings}
+    assert set(grid.reference) <= columns
+
+
+def test_report_compares_with_the_published_numbers(bench, tmp_path):
+    grid = bench.load_grid(ROOT / "recipes" / "grids" / "cifar10_paper.yaml")
+    runs = [{"dataset": "cifar10", "noise_type": "symmetric", "noise_rate": 0.4, "loss": "jal-ce", "seed": s,
+             "test_accuracy": acc, "seconds": 300.0, "train_seconds": 240.0, "epochs": 120.0,
+             "realised_noise_rate": 0.4} for s, acc in [(0, 0.870), (1, 0.880)]]
+    runs.append({**runs[0], "loss": "ce", "test_accuracy": 0.60})
+    rows = bench.aggregate(runs)
+    text = bench.reference_table(rows, runs, grid)
+    # JAL-CE: mean 87.50 vs 87.53 -> -0.03, within; CE: 60.00 vs 58.05 -> +1.95, not within
+    assert "| cifar10 sym 0.4 | JAL-CE | 87.50 ± 0.71 | 87.53 | -0.03 | yes | 2.00 | 240 |" in text
+    assert "| cifar10 sym 0.4 | CE | 60.00 ± 0.00 | 58.05 | +1.95 | no |" in text
+    bench.write_report(grid, runs, tmp_path / "paper")
+    report = (tmp_path / "paper.md").read_text()
+    assert report.startswith("# CIFAR-10 at the paper's protocol") and "## Against the published numbers" in report
+
+
+def test_paper_grid_cell_runs_on_cpu_for_a_few_steps(bench, tmp_path, monkeypatch):
+    """One real cell of each kind (asymmetric noise, clean labels), shortened: the recipes and flags work."""
+    from jal_trainer.paths import shared_dir
+
+    if not (shared_dir() / "data" / "cifar10_jpeg").is_dir():
+        pytest.skip("../shared/data is not here")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grid = bench.load_grid(ROOT / "recipes" / "grids" / "cifar10_paper.yaml")
+    short = ["--train_subset", "128", "--test_subset", "64", "--max_steps", "2", "--use_cpu", "true",
+             "--per_device_eval_batch_size", "64"]
+    first = {}
+    for spec in bench.expand(grid):
+        first.setdefault(spec.noise_type, spec)
+    for spec in (first["cifar10-asym"], first["clean"]):
+        spec = bench.RunSpec(**{**spec.__dict__, "argv": (*spec.argv, *short)})
+        record = bench.run_one(spec, str(tmp_path / spec.relpath))
+        assert 0.0 <= record["test_accuracy"] <= 1.0 and record["train_seconds"] > 0 and record["epochs"] > 0

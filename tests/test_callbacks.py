@@ -18,10 +18,16 @@ import pytest
 import torch
 from datasets import Dataset
 from torch import nn
-from transformers import TrainerState
+from transformers import TrainerCallback, TrainerState
 
 from jal_trainer import JALConfig, JALTrainer
-from jal_trainer.callbacks import MemorisationCallback, memorisation_callback_for, memorisation_fractions
+from jal_trainer.callbacks import (
+    EpochProbabilitiesCallback,
+    MemorisationCallback,
+    memorisation_callback_for,
+    memorisation_fractions,
+)
+from jal_trainer.label_issues import find_label_issues
 
 NUM_FEATURES, NUM_CLASSES = 8, 3
 
@@ -154,6 +160,62 @@ def test_without_per_epoch_evaluation_the_final_test_evaluation_fills_the_last_r
     metrics = trainer.evaluate(metric_key_prefix="test")
     rows = json.loads((tmp_path / "memorisation.json").read_text())["rows"]
     assert [r["test_accuracy"] for r in rows] == [None, metrics["test_accuracy"]]
+
+
+class SoftmaxRecorder(TrainerCallback):
+    """Independent check: the softmax of the model on the training rows at every epoch end, by hand."""
+
+    def __init__(self, model: nn.Module, dataset: Dataset) -> None:
+        self.model, self.x, self.per_epoch = model, torch.tensor(dataset["x"], dtype=torch.float32), []
+
+    def on_epoch_end(self, args, state, control, **kwargs) -> None:
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            self.per_epoch.append(torch.softmax(self.model(self.x).double(), dim=1).numpy())
+        self.model.train(was_training)
+
+
+def test_epoch_probabilities_are_the_mean_of_every_epochs_softmax(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    data = make_split(150, 0.3, seed=1)
+    model = TinyNet()
+    args = JALConfig(output_dir=str(tmp_path), num_train_epochs=3, per_device_train_batch_size=16, learning_rate=0.05,
+                     optim="sgd", save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
+                     loss_type="jal-ce", loss_preset="cifar10")
+    callback, recorder = EpochProbabilitiesCallback(None, data), SoftmaxRecorder(model, data)
+    trainer = JALTrainer(model=model, args=args, train_dataset=data, callbacks=[callback, recorder])
+    callback.bind(trainer)
+    with pytest.raises(ValueError, match="No epoch"):
+        callback.mean_probabilities
+    trainer.train()
+    assert callback.epochs_seen == 3 and len(recorder.per_epoch) == 3
+    expected = np.mean(recorder.per_epoch, axis=0)
+    np.testing.assert_allclose(callback.mean_probabilities, expected, atol=1e-6)
+    # the epochs differ (the model learns), so this is not just the last epoch
+    assert np.abs(recorder.per_epoch[0] - recorder.per_epoch[-1]).max() > 1e-3
+    saved = np.load(tmp_path / "epoch_probabilities.npz")
+    assert int(saved["epochs"]) == 3
+    np.testing.assert_allclose(saved["sum"] / 3, expected, atol=1e-6)
+    # find_label_issues takes the callback and scores its averaged probabilities
+    result = find_label_issues(callback, data)
+    np.testing.assert_allclose(result.probs, callback.mean_probabilities)
+    assert result.report is not None and 0.0 <= result.report["f1"] <= 1.0
+
+    # resuming at or after the saved epoch goes on from the saved sum; from an earlier one, starts over
+    resumed = EpochProbabilitiesCallback(trainer, data)
+    resumed.on_train_begin(args, TrainerState(global_step=30, epoch=3.0), trainer.control)
+    assert resumed.epochs_seen == 3
+    np.testing.assert_allclose(resumed.mean_probabilities, expected, atol=1e-6)
+    resumed.on_train_begin(args, TrainerState(global_step=20, epoch=2.0), trainer.control)
+    assert resumed.epochs_seen == 0
+
+
+def test_memorisation_callback_averages_probabilities_from_its_own_pass(run) -> None:
+    _, callback, out = run
+    assert callback.epochs_seen == 2
+    assert (out / "epoch_probabilities.npz").is_file()
+    assert callback.mean_probabilities.shape == (len(callback.dataset), NUM_CLASSES)
 
 
 def test_fractions_closed_form_and_bad_inputs() -> None:

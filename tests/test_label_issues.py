@@ -11,8 +11,10 @@ from torch import nn
 from jal_trainer.label_issues import (
     RULES,
     confident_joint,
+    class_balanced_probs,
     find_label_issues,
     issue_report,
+    label_scores,
     per_class_thresholds,
     score_label_issues,
     softmax,
@@ -36,13 +38,64 @@ def noisy_problem(n: int = 600, k: int = 4, noise: float = 0.3, seed: int = 0):
     return probs, labels, clean, wrong
 
 
-def test_score_is_one_minus_probability_of_the_given_label() -> None:
+def test_score_is_the_class_normalised_shortfall_of_the_given_label() -> None:
     probs, labels, _, _ = noisy_problem()
+    scores, _ = score_label_issues(probs, labels)
+    # t_i = mean of p[i] over the rows labelled i, computed here by a plain loop
+    t = {i: np.mean([probs[r, i] for r in range(len(labels)) if labels[r] == i]) for i in set(labels.tolist())}
+    np.testing.assert_allclose(scores, [1 - probs[r, y] / t[y] for r, y in enumerate(labels)])
+    assert scores.max() <= 1
+    # within a class the ranking is that of 1 - p[given]
+    members = labels == labels[0]
+    assert (np.argsort(scores[members], kind="stable") == np.argsort(-probs[members, labels[0]], kind="stable")).all()
+
+
+def test_default_rule_is_class_balanced() -> None:
+    probs, labels, _, _ = noisy_problem()
+    assert (score_label_issues(probs, labels)[1] == score_label_issues(probs, labels, rule="class-balanced")[1]).all()
+
+
+def test_class_balanced_rule_by_hand_on_a_timid_class() -> None:
+    # The model is timid on class 1: p[1] <= 0.4 even where the label is right. t0 = 0.85, t1 = 0.8 / 3.
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.65, 0.35], [0.95, 0.05], [0.7, 0.3]])
+    labels = np.array([0, 0, 1, 1, 1, 1])
+    t1 = (0.4 + 0.35 + 0.05 + 0.3) / 4
+    np.testing.assert_allclose(class_balanced_probs(probs, labels)[:, 1], probs[:, 1] / t1)
+    # balanced prediction argmax(p0 / 0.85, p1 / t1): only row 4 (p1 = 0.05) goes to class 0
+    _, issues = score_label_issues(probs, labels, rule="class-balanced")
+    assert issues.tolist() == [False, False, False, False, True, False]
+    # plain argmax flags every class-1 row
+    assert score_label_issues(probs, labels, rule="argmax")[1].tolist() == [False, False, True, True, True, True]
+
+
+def test_class_balanced_picks_which_rows_by_score_within_the_class() -> None:
+    # Class 0 (t0 = 1.7 / 3): the balanced prediction disagrees on row 1 only (0.35 / 0.425 beats
+    # 0.45 / t0), so n_0 = 1; but the row flagged is the lowest p[0] of class 0, row 2, whose mass
+    # is spread over two confident classes (t2 = t3 = 0.9). Class 1 (t1 = 0.425): row 3 disagrees
+    # and is also the lowest p[1].
+    probs = np.array([[0.9, 0.1, 0.0, 0.0], [0.45, 0.35, 0.1, 0.1], [0.35, 0.05, 0.3, 0.3],
+                      [0.6, 0.4, 0.0, 0.0], [0.2, 0.45, 0.15, 0.2],
+                      [0.05, 0.05, 0.9, 0.0], [0.05, 0.05, 0.0, 0.9]])
+    labels = np.array([0, 0, 0, 1, 1, 2, 3])
+    balanced = class_balanced_probs(probs, labels)
+    assert (balanced.argmax(1) != labels).tolist() == [False, True, False, True, False, False, False]
+    _, issues = score_label_issues(probs, labels)
+    assert issues.tolist() == [False, False, True, True, False, False, False]
+    np.testing.assert_allclose(label_scores(probs, labels)[:3], 1 - probs[:3, 0] / (1.7 / 3))
+
+
+def test_a_class_nobody_is_labelled_with_is_never_predicted() -> None:
+    probs = np.array([[0.4, 0.1, 0.5], [0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
+    labels = np.array([0, 1, 0])
+    assert class_balanced_probs(probs, labels)[:, 2].tolist() == [0.0, 0.0, 0.0]
+    assert not score_label_issues(probs, labels)[1][0]
+
+
+def test_scores_stay_finite_when_a_class_gets_zero_probability() -> None:
+    probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.5, 0.5]])
+    labels = np.array([0, 1, 1])
     scores, issues = score_label_issues(probs, labels)
-    np.testing.assert_allclose(scores, [1 - probs[i, y] for i, y in enumerate(labels)])
-    assert scores.min() >= 0 and scores.max() <= 1
-    # the default rule is argmax
-    assert issues.tolist() == [int(np.argmax(p)) != y for p, y in zip(probs, labels)]
+    assert np.isfinite(scores).all() and issues.tolist() == [False, True, False]
 
 
 @pytest.mark.parametrize("rule", RULES)
@@ -147,7 +200,7 @@ def test_find_label_issues_with_a_plain_module_adds_columns_and_reports() -> Non
     expected = softmax(features)  # the identity model's logits are the features
     np.testing.assert_allclose(result.probs, expected, rtol=1e-5)
     assert result.dataset.column_names[-2:] == ["label_issue_score", "is_label_issue"]
-    np.testing.assert_allclose(result.dataset["label_issue_score"], 1 - expected[np.arange(n), labels], rtol=1e-5)
+    np.testing.assert_allclose(result.dataset["label_issue_score"], label_scores(expected, labels), rtol=1e-5)
     # the model knows the true class, so the flagged set is the flipped set
     assert result.report["f1"] == pytest.approx(1.0)
     assert result.report["wrong"] == int(flip.sum())

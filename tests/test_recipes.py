@@ -63,6 +63,17 @@ def test_quickstart_needs_nothing_from_shared(tmp_path: Path, monkeypatch: pytes
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     memorisation = json.loads((tmp_path / "run" / "memorisation.json").read_text())
     assert memorisation["rows"] and 0.0 <= memorisation["rows"][-1]["noisy_memorised"] <= 1.0
+    # label issues from the same pass: one CSV row per training example, a summary with the report
+    issues = json.loads((tmp_path / "run" / "label_issues.json").read_text())
+    assert issues["rule"] == "class-balanced" and issues["num_rows"] == 320
+    import csv
+
+    with open(tmp_path / "run" / "label_issues.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [int(r["index"]) for r in table] == list(range(320))
+    assert sum(r["is_label_issue"] == "True" for r in table) == issues["num_flagged"]
+    wrong = sum(r["label"] != r["clean_label"] for r in table)
+    assert issues["report"]["wrong"] == wrong > 0
     from transformers import AutoModelForImageClassification
 
     import jal_trainer.models  # noqa: F401  (registers the vision classes with the Auto classes)
@@ -77,6 +88,7 @@ def test_quickstart_needs_nothing_from_shared(tmp_path: Path, monkeypatch: pytes
         (["--noise_type", "gaussian"], "noise_type"),
         (["--noise_rate", "1.5"], "noise_rate"),
         (["--noise_sampler", "poisson"], "noise_sampler"),
+        (["--label_issue_rule", "vote"], "label_issue_rule"),
         (["--loss_type", "jal-xx"], "jal-ce"),
         (["--dataset", "cifar10", "--data_path", "/nonexistent/cifar.npz"], "cifar"),
     ],

@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "add_label_noise": "jal_trainer.noisy_datasets",
     "noise_report": "jal_trainer.noisy_datasets",
     "MemorisationCallback": "jal_trainer.callbacks",
+    "EpochProbabilitiesCallback": "jal_trainer.callbacks",
     "find_label_issues": "jal_trainer.label_issues",
 }
 
@@ -39,7 +40,7 @@ __all__ = sorted(_EXPORTS) + ["__version__"]
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from jal_trainer.config import JALConfig
     from jal_trainer.losses import LOSS_NAMES, PRESETS, build_loss
-    from jal_trainer.callbacks import MemorisationCallback
+    from jal_trainer.callbacks import EpochProbabilitiesCallback, MemorisationCallback
     from jal_trainer.label_issues import find_label_issues
     from jal_trainer.noise import NoiseReport, check_a, min_admissible_a, transition_matrix
     from jal_trainer.noisy_datasets import add_label_noise, noise_report

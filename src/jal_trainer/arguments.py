@@ -60,6 +60,17 @@ class DataArguments:
     track_memorisation: bool = field(
         default=True, metadata={"help": "Record memorisation of the noisy labels each epoch (needs clean labels)."}
     )
+    find_label_issues: bool = field(
+        default=True,
+        metadata={"help": "After training, flag the training labels the model disagrees with (label_issues.json "
+                          "and .csv), from its probabilities averaged over epochs: one extra forward pass over the "
+                          "training set per epoch, shared with track_memorisation."},
+    )
+    label_issue_rule: str = field(
+        default="class-balanced",
+        metadata={"help": "Rule that flags label issues: class-balanced, argmax, per-class-threshold or noise-rate "
+                          "(see jal_trainer.label_issues)."},
+    )
 
 
 @dataclass

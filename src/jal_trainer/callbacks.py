@@ -1,4 +1,13 @@
-"""`MemorisationCallback`: watch a model learn, or memorise, the wrong labels, epoch by epoch.
+"""Callbacks that predict on the training set every epoch: memorisation curves and averaged probabilities.
+
+- `EpochProbabilitiesCallback`: one prediction pass over the training rows per epoch, keeping the
+  mean of the softmax probabilities over epochs. No clean labels needed. Its
+  ``mean_probabilities`` are what `jal_trainer.label_issues.find_label_issues` scores best with:
+  pass the callback itself as the source.
+- `MemorisationCallback` (extends it, same single pass): also measures how much of the wrong
+  labels the model memorises, when the clean labels are known.
+
+`MemorisationCallback`: watch a model learn, or memorise, the wrong labels, epoch by epoch.
 
 Under label noise a cross-entropy model first learns the true classes, then memorises the wrong
 labels (Arpit et al., ICML 2017); a robust loss such as JAL keeps predicting the true class. The
@@ -49,6 +58,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 MEMORISATION_JSON = "memorisation.json"
 MEMORISATION_PNG = "memorisation.png"
+EPOCH_PROBABILITIES = "epoch_probabilities.npz"
 # Prefixes of evaluation metrics that measure the clean test set: the per-epoch evaluation (eval_)
 # and the final `trainer.evaluate(metric_key_prefix="test")` of `jal train`.
 TEST_PREFIXES = ("eval", "test")
@@ -92,7 +102,111 @@ def memorisation_fractions(
     }
 
 
-class MemorisationCallback(TrainerCallback):
+class EpochProbabilitiesCallback(TrainerCallback):
+    """Predict on the training rows at the end of every epoch; keep the mean probabilities over epochs.
+
+    The mean over epochs of a model's in-sample probabilities is a cheap ensemble along the
+    training trajectory: a wrong label the model fits only late weighs little in it, which makes
+    it the best input of `jal_trainer.label_issues.find_label_issues` (measured in
+    ``recipes/results/label_issues.md``).
+
+    **Cost:** one forward pass (no backward, no augmentation) over the training rows per epoch,
+    with ``trainer.predict`` (about a third of a training epoch), gathered over all processes, so
+    every process holds the same mean; and N x K float32 numbers in memory (50,000 x 10: 2 MB).
+
+    **File:** with ``save=True`` the main process writes ``epoch_probabilities.npz`` (``sum``:
+    (N, K) float32 sum of the per-epoch probabilities, ``epochs``: how many) to the output
+    directory after every epoch, so `find_label_issues` can run later from the run folder and a
+    run resumed from its last checkpoint goes on averaging.
+
+    Args:
+        trainer: the `transformers.Trainer` to predict with, or ``None`` and call `bind` later.
+        train_eval_dataset: the training rows as the Trainer reads them, without augmentation, in
+            a fixed order: a `datasets.Dataset`, or a `jal_trainer.data.DeviceImageDataset` built
+            with ``augment=False``.
+        output_dir: where to write files (default: ``args.output_dir``).
+        save: write ``epoch_probabilities.npz``.
+
+    Example:
+        >>> callback = EpochProbabilitiesCallback(None, noisy_train)  # doctest: +SKIP
+        >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, callbacks=[callback])  # doctest: +SKIP
+        >>> callback.bind(trainer); trainer.train()  # doctest: +SKIP
+        >>> find_label_issues(callback, noisy_train).dataset  # doctest: +SKIP
+    """
+
+    def __init__(self, trainer: Any, train_eval_dataset: Any, *, output_dir: str | Path | None = None,
+                 save: bool = True) -> None:
+        self.trainer = trainer
+        self.dataset = train_eval_dataset
+        self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.save = save
+        self.probability_sum: np.ndarray | None = None
+        self.epochs_seen = 0
+
+    def bind(self, trainer: Any) -> EpochProbabilitiesCallback:
+        """Attach to ``trainer`` (and register with it, unless already registered); return ``self``."""
+        self.trainer = trainer
+        if self not in trainer.callback_handler.callbacks:
+            trainer.add_callback(self)
+        return self
+
+    @property
+    def mean_probabilities(self) -> np.ndarray:
+        """(N, K) float64 mean over the epochs seen of the softmax probabilities, rows in dataset order."""
+        if self.probability_sum is None or self.epochs_seen == 0:
+            raise ValueError(
+                "No epoch has ended yet, so there are no averaged probabilities. Train first (trainer.train()), "
+                "or pass the trainer itself to find_label_issues to use the current model."
+            )
+        mean = self.probability_sum.astype(np.float64) / self.epochs_seen
+        return mean / mean.sum(axis=1, keepdims=True)  # float32 sums drift from 1 by ~1e-7
+
+    # ---- events ------------------------------------------------------------------------------------
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: Any) -> None:
+        """Start from nothing, or from the saved sum when resuming at or after the epoch it was saved."""
+        self.probability_sum, self.epochs_seen = None, 0
+        path = self._dir(args) / EPOCH_PROBABILITIES if (self.output_dir or args.output_dir) else None
+        if state.global_step > 0 and path is not None and path.is_file():
+            saved = np.load(path)
+            # resuming from an earlier checkpoint: the saved sum holds epochs that will be redone
+            if int(saved["epochs"]) <= round(float(state.epoch or 0.0)) and len(saved["sum"]) == len(self.dataset):
+                self.probability_sum, self.epochs_seen = saved["sum"].astype(np.float32), int(saved["epochs"])
+
+    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                     **kwargs: Any) -> None:
+        """Predict on the training rows (a collective: every process) and record the epoch."""
+        if self.trainer is None:
+            raise ValueError(
+                f"{type(self).__name__} has no trainer: pass it to the constructor or call bind(trainer)."
+            )
+        from jal_trainer.label_issues import softmax, trainer_logits
+
+        start = time.perf_counter()
+        logits = trainer_logits(self.trainer, self.dataset)
+        probs = softmax(logits).astype(np.float32)
+        self.probability_sum = probs if self.probability_sum is None else self.probability_sum + probs
+        self.epochs_seen += 1
+        if self.save and state.is_world_process_zero:
+            out = self._dir(args)
+            out.mkdir(parents=True, exist_ok=True)
+            np.savez(out / EPOCH_PROBABILITIES, sum=self.probability_sum, epochs=np.int64(self.epochs_seen))
+        self._record_epoch(logits, args, state, seconds=time.perf_counter() - start)
+
+    def _record_epoch(self, logits: np.ndarray, args: TrainingArguments, state: TrainerState, *,
+                      seconds: float) -> None:
+        """Hook for subclasses: the (N, K) logits of this epoch's pass and what it cost."""
+
+    def _dir(self, args: TrainingArguments) -> Path:
+        if self.output_dir is not None:
+            return self.output_dir
+        if not args.output_dir:
+            raise ValueError(f"{type(self).__name__} needs an output directory: set args.output_dir or output_dir=.")
+        return Path(args.output_dir)
+
+
+class MemorisationCallback(EpochProbabilitiesCallback):
     """Record, each epoch, how much of the wrong training labels the model has memorised.
 
     Args:
@@ -107,6 +221,7 @@ class MemorisationCallback(TrainerCallback):
         metric_key: name of the accuracy metric of the evaluation (``eval_<metric_key>``).
         output_dir: where to write the JSON and PNG (default: ``args.output_dir``).
         plot: also write ``memorisation.png``.
+        save_probabilities: also write ``epoch_probabilities.npz`` (`EpochProbabilitiesCallback`).
 
     Attributes:
         rows: one dict per epoch: ``epoch``, ``test_accuracy``, ``noisy_memorised``,
@@ -115,29 +230,21 @@ class MemorisationCallback(TrainerCallback):
 
     def __init__(self, trainer: Any, train_eval_dataset: Any, *, label_column: str = "label",
                  clean_label_column: str = "clean_label", metric_key: str = "accuracy",
-                 output_dir: str | Path | None = None, plot: bool = True) -> None:
+                 output_dir: str | Path | None = None, plot: bool = True, save_probabilities: bool = True) -> None:
         labels, clean = _label_arrays(train_eval_dataset, label_column, clean_label_column)
-        self.trainer = trainer
-        self.dataset = train_eval_dataset
+        super().__init__(trainer, train_eval_dataset, output_dir=output_dir, save=save_probabilities)
         self.labels, self.clean_labels = labels, clean
         self.metric_key = metric_key
-        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.plot = plot
         self.rows: list[dict[str, Any]] = []
         self._training_done = False
-
-    def bind(self, trainer: Any) -> MemorisationCallback:
-        """Attach to ``trainer`` (and register with it, unless already registered); return ``self``."""
-        self.trainer = trainer
-        if self not in trainer.callback_handler.callbacks:
-            trainer.add_callback(self)
-        return self
 
     # ---- events ------------------------------------------------------------------------------------
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: Any) -> None:
         """Start from the rows already written when resuming from a checkpoint, else from none."""
+        super().on_train_begin(args, state, control, **kwargs)
         path = self._dir(args) / MEMORISATION_JSON
         if state.global_step > 0 and path.is_file():
             from jal_trainer.report import read_memorisation
@@ -147,18 +254,12 @@ class MemorisationCallback(TrainerCallback):
             self.rows = []
         self._training_done = False
 
-    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     **kwargs: Any) -> None:
-        """Predict on the training rows and record the memorisation row of this epoch."""
-        if self.trainer is None:
-            raise ValueError("MemorisationCallback has no trainer: pass it to the constructor or call bind(trainer).")
-        from jal_trainer.label_issues import trainer_logits
-
-        start = time.perf_counter()
-        logits = trainer_logits(self.trainer, self.dataset)  # collective: every process calls it
+    def _record_epoch(self, logits: np.ndarray, args: TrainingArguments, state: TrainerState, *,
+                      seconds: float) -> None:
+        """The memorisation row of this epoch, from the logits of the shared prediction pass."""
         row = {"epoch": round(float(state.epoch or 0.0), 4), "test_accuracy": self._logged_accuracy(state)}
         row.update(memorisation_fractions(logits.argmax(axis=1), self.labels, self.clean_labels))
-        row["seconds"] = round(time.perf_counter() - start, 4)
+        row["seconds"] = round(seconds, 4)
         self.rows.append(row)
         self._write(args, state, plot=False)
 
@@ -192,13 +293,6 @@ class MemorisationCallback(TrainerCallback):
             if accuracy is not None:
                 return accuracy
         return None
-
-    def _dir(self, args: TrainingArguments) -> Path:
-        if self.output_dir is not None:
-            return self.output_dir
-        if not args.output_dir:
-            raise ValueError("MemorisationCallback needs an output directory: set args.output_dir or output_dir=.")
-        return Path(args.output_dir)
 
     def _write(self, args: TrainingArguments, state: TrainerState, *, plot: bool) -> None:
         if not state.is_world_process_zero:
@@ -270,4 +364,4 @@ def memorisation_callback_for(dataset: Any, *, label_column: str = "label",
     return MemorisationCallback(None, dataset, label_column=label_column, clean_label_column=clean_label_column)
 
 
-__all__ = ["MemorisationCallback", "memorisation_callback_for", "memorisation_fractions"]
+__all__ = ["EpochProbabilitiesCallback", "MemorisationCallback", "memorisation_callback_for", "memorisation_fractions"]

@@ -95,8 +95,10 @@ LOSS_FORMULAS = {
 }
 
 # Run-folder files that are never uploaded: checkpoints, TensorBoard logs, the pickled
-# TrainingArguments, and what `push_run` regenerates (README.md, learning_curve.png).
-PUSH_IGNORE = ["checkpoint-*", "runs/*", "_*", ".*", "training_args.bin", "README.md", "learning_curve.png"]
+# TrainingArguments, what `push_run` regenerates (README.md, learning_curve.png), and the per-row
+# outputs about the training data (averaged probabilities, label issues), which are not the model.
+PUSH_IGNORE = ["checkpoint-*", "runs/*", "_*", ".*", "training_args.bin", "README.md", "learning_curve.png",
+               "epoch_probabilities.npz", "label_issues.csv"]
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
 )  # fmt: skip

@@ -26,7 +26,7 @@ from transformers import set_seed
 from transformers.utils import logging
 
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
-from jal_trainer.config import JALConfig
+from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
 from jal_trainer.metrics import compute_metrics_fn
 from jal_trainer.trainer import JALTrainer
 
@@ -64,12 +64,16 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     for callback in parts.get("callbacks") or []:
         if hasattr(callback, "bind"):
             callback.bind(trainer)
-    trainer.train()
+    train_output = trainer.train()
     metrics = trainer.evaluate(metric_key_prefix="test")
     result = {k.removeprefix("test_"): v for k, v in metrics.items()}
     result = {"test_accuracy": result.pop("accuracy"), **{f"test_{k}": v for k, v in result.items()}}
+    # training time alone (with any per-epoch evaluation and callback passes), for time per epoch
+    result["train_runtime"] = train_output.metrics.get("train_runtime")
     if trainer.is_world_process_zero():
         write_run(trainer, data_args, model_args, args, result, report)
+        if data_args.find_label_issues:
+            write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args, Path(args.output_dir))
     return result
 
 
@@ -88,6 +92,10 @@ def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
         raise ValueError(f"noise_rate must be in [0, 1], got {data.noise_rate}.")
     if data.noise_sampler not in ("exact", "iid"):
         raise ValueError(f"noise_sampler={data.noise_sampler!r} is unknown. Choose exact or iid.")
+    from jal_trainer.label_issues import RULES
+
+    if data.label_issue_rule not in RULES:
+        raise ValueError(f"label_issue_rule={data.label_issue_rule!r} is unknown. Choose one of {', '.join(RULES)}.")
     if model.model not in VISION_MODELS:
         _check_text_model(model.model)
 
@@ -254,15 +262,19 @@ def _text_parts(model_args: ModelArguments, data: DataArguments, dataset: Datase
 
 
 def _callbacks(data: DataArguments, dataset: Any) -> list[Any]:
-    """The memorisation callback (one extra forward pass over the training set per epoch)."""
-    if not data.track_memorisation:
-        return []
-    from jal_trainer.callbacks import memorisation_callback_for
+    """The callback that predicts on the training rows every epoch (one extra forward pass per epoch).
+
+    `MemorisationCallback` when memorisation is tracked and the clean labels are known, else an
+    `EpochProbabilitiesCallback` when label issues are wanted; the same single pass serves both.
+    """
+    from jal_trainer.callbacks import EpochProbabilitiesCallback, memorisation_callback_for
 
     train = dataset["train"]
     # Score the training rows without augmentation: memorisation is about the stored labels.
     rows = train.without_augmentation() if hasattr(train, "without_augmentation") else train
-    callback = memorisation_callback_for(rows)
+    callback = memorisation_callback_for(rows) if data.track_memorisation else None
+    if callback is None and data.find_label_issues:
+        callback = EpochProbabilitiesCallback(None, rows)
     return [callback] if callback is not None else []
 
 
@@ -281,6 +293,42 @@ def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, a
     (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logger.warning(f"Clean test accuracy {metrics['test_accuracy']:.4f}; run written to {out}")
+
+
+def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, out: Path) -> dict[str, Any] | None:
+    """Flag the training labels the model disagrees with; write ``label_issues.json`` and ``label_issues.csv``.
+
+    Uses the probabilities averaged over epochs by the run's `EpochProbabilitiesCallback`. The
+    JSON holds the rule, counts, the precision / recall / F1 against the clean labels when they are
+    known, and the 20 highest-scoring rows; the CSV one row per training example: ``index``,
+    ``label``, ``label_issue_score``, ``is_label_issue`` (and ``clean_label`` when known).
+    """
+    from jal_trainer.callbacks import EpochProbabilitiesCallback
+    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, find_label_issues
+
+    source = next((c for c in callbacks if isinstance(c, EpochProbabilitiesCallback) and c.epochs_seen), None)
+    if source is None:
+        logger.warning("No averaged training probabilities (no epoch ended): label issues not written.")
+        return None
+    found = find_label_issues(source, train, label_column=LABEL, rule=data.label_issue_rule)
+    columns = [c for c in (LABEL, CLEAN_LABEL_COLUMN, SCORE_COLUMN, ISSUE_COLUMN) if c in found.dataset.column_names]
+    table = found.dataset.select_columns(columns).add_column("index", list(range(len(found.dataset))))
+    table = table.select_columns(["index", *columns])
+    table.to_csv(str(out / "label_issues.csv"), index=False)
+    top = np.argsort(-found.scores, kind="stable")[:20]
+    summary = {
+        "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
+        "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
+        "flagged_fraction": float(found.issues.mean()) if len(found.issues) else 0.0,
+        "report": found.report,
+        "top": [{"index": int(i), "label": int(table[int(i)][LABEL]), "score": float(found.scores[i])} for i in top],
+    }
+    (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
+    quality = (f"; against the clean labels precision {found.report['precision']:.3f}, recall "
+               f"{found.report['recall']:.3f}, F1 {found.report['f1']:.3f}") if found.report else ""
+    logger.warning(f"Label issues: {summary['num_flagged']} of {summary['num_rows']} training labels flagged "
+                   f"({found.rule}){quality}; see {out / 'label_issues.csv'}")
+    return summary
 
 
 def package_versions() -> dict[str, str]:
