@@ -248,6 +248,7 @@ def test_two_processes_count_every_training_sample_once(tmp_path: Path) -> None:
     assert result["world_size"] == 2
     for key, value in result["recount"].items():
         assert result["rows"][-1][key] == pytest.approx(value)
+    assert result["mean_probs_shape"] == [203, NUM_CLASSES] and result["mean_probs_max_diff"] < 1e-5
 
 
 if __name__ == "__main__":
@@ -255,6 +256,12 @@ if __name__ == "__main__":
         ddp_trainer, ddp_callback = train(folder, epochs=1)
         if torch.distributed.get_rank() == 0:
             written = json.loads((Path(folder) / "memorisation.json").read_text())["rows"]
+            x = torch.tensor(ddp_callback.dataset["x"], dtype=torch.float32)
+            with torch.no_grad():
+                by_hand = torch.softmax(ddp_trainer.model.eval()(x).double(), dim=1).numpy()
             payload = {"world_size": ddp_trainer.args.world_size, "rows": written,
-                       "recount": recount(ddp_trainer.model, ddp_callback.dataset)}
+                       "recount": recount(ddp_trainer.model, ddp_callback.dataset),
+                       # one epoch: the mean over epochs is the final model's softmax, every row once
+                       "mean_probs_shape": list(ddp_callback.mean_probabilities.shape),
+                       "mean_probs_max_diff": float(np.abs(ddp_callback.mean_probabilities - by_hand).max())}
             Path(sys.argv[1]).write_text(json.dumps(payload))

@@ -9,7 +9,9 @@ writes beside them (or under ``--out``):
   predicted as that wrong label (memorised) and as the true label; the fit of the clean samples
   and the clean test accuracy;
 - ``learning_curve.png``: training loss (and its active / passive parts) and test accuracy;
-- ``report.md``: the run's settings, metrics, noise and memorisation tables.
+- ``report.md``: the run's settings, metrics, noise and memorisation tables and, when ``jal
+  train`` wrote ``label_issues.json``, the label issues found (counts, precision / recall / F1
+  when the clean labels are known, the most suspicious training rows).
 
 Plots use matplotlib's object API on an Agg canvas, so they never touch pyplot's global state
 and work without a display.
@@ -32,6 +34,7 @@ from typing import Any
 
 MEMORISATION_JSON = "memorisation.json"
 MEMORISATION_PNG = "memorisation.png"
+LABEL_ISSUES_JSON = "label_issues.json"
 LEARNING_CURVE_PNG = "learning_curve.png"
 REPORT_MD = "report.md"
 
@@ -239,14 +242,15 @@ def summarise_run(run_dir: str | Path, out_dir: str | Path | None = None) -> dic
     if curve is not None:
         written["learning_curve"] = curve
     text = _report_markdown(run, recipe, _read_json(run / "metrics.json"), _read_json(run / "noise_report.json"),
-                            rows, written)
+                            rows, written, _read_json(run / LABEL_ISSUES_JSON))
     written["report"] = out / REPORT_MD
     written["report"].write_text(text)
     return written
 
 
 def _report_markdown(run: Path, recipe: Mapping[str, Any], metrics: Mapping[str, Any] | None,
-                     noise: Mapping[str, Any] | None, rows: Rows, figures: Mapping[str, Path]) -> str:
+                     noise: Mapping[str, Any] | None, rows: Rows, figures: Mapping[str, Path],
+                     issues: Mapping[str, Any] | None = None) -> str:
     parts = [f"# Run report: {run.name}", ""]
     settings = [(k, recipe[k]) for k in RECIPE_FIELDS if recipe.get(k) is not None]
     if settings:
@@ -259,9 +263,28 @@ def _report_markdown(run: Path, recipe: Mapping[str, Any], metrics: Mapping[str,
         parts += ["## Memorisation of the wrong labels", "",
                   "Per epoch, one extra forward pass over the training set (no augmentation); `seconds` is its cost.",
                   "", memorisation_table(rows), ""]
+    if issues:
+        parts += ["## Label issues", "", _issues_markdown(issues), ""]
     for name, path in figures.items():
         parts += [f"![{name}]({path.name})", ""]
     return "\n".join(parts)
+
+
+def _issues_markdown(issues: Mapping[str, Any]) -> str:
+    """Counts, quality against the clean labels when known, and the ten most suspicious rows."""
+    lines = [f"Rule `{issues.get('rule')}` on the {issues.get('probabilities', 'predicted probabilities')}: "
+             f"{issues.get('num_flagged')} of {issues.get('num_rows')} training labels flagged. Every row, "
+             "with its score: `label_issues.csv`."]
+    report = issues.get("report")
+    if report:
+        lines += ["", markdown_table(["precision", "recall", "F1", "flagged", "truly wrong"],
+                                     [(f"{report['precision']:.3f}", f"{report['recall']:.3f}", f"{report['f1']:.3f}",
+                                       report["flagged"], report["wrong"])])]
+    top = issues.get("top") or []
+    if top:
+        lines += ["", markdown_table(["training row", "given label", "score"],
+                                     [(t["index"], t["label"], f"{t['score']:.3f}") for t in top[:10]])]
+    return "\n".join(lines)
 
 
 def _noise_markdown(noise: Mapping[str, Any]) -> str:
