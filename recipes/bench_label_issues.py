@@ -308,14 +308,13 @@ def run_task(task: Task, out: str, seed: int) -> tuple[list[dict[str, Any]], dic
     rows: list[dict[str, Any]] = []
     curves: dict[str, list[dict[str, Any]]] = {}
 
-    def add(method: str, source: Any, rule: str, base: Cost, **extra: Any) -> None:
-        """Score ``source`` (a callback or probabilities) with ``rule``; one result row named ``method``."""
+    def add(method: str, probs: np.ndarray, rule: str, base: Cost, **extra: Any) -> None:
+        """Score (N, K) ``probs`` with ``rule``; one result row named ``method``."""
         watch = Stopwatch()
         if rule == "cleanlab filter":
-            probs = source.mean_probabilities if hasattr(source, "mean_probabilities") else source
             report = issue_report(cleanlab_find(labels, probs), wrong)
         else:
-            report = find_label_issues(source, task.train, rule=rule).report
+            report = find_label_issues(probs, task.train, rule=rule).report
         rows.append(row(task, method, report, base + watch.elapsed(), seed=seed, **extra))
 
     for name, loss in (("JAL-CE", JAL), ("CE", {"loss_type": "ce"})):
@@ -327,9 +326,10 @@ def run_task(task: Task, out: str, seed: int) -> tuple[list[dict[str, Any]], dic
         info = {"trainings": 1, "test_accuracy": test_acc}
         # epoch-mean probabilities: the training with its per-epoch passes
         mean_rules = (RULE, *[r for r in RULES if r != RULE], "cleanlab filter") if name == "JAL-CE" else (RULE,)
+        mean = trained.callback.mean_probabilities
         for rule in mean_rules:
             tag = " (ours)" if name == "JAL-CE" and rule == RULE else ""
-            add(f"{name.lower()} epoch-mean + {rule}{tag}", trained.callback, rule, trained.cost, **info)
+            add(f"{name.lower()} epoch-mean + {rule}{tag}", mean, rule, trained.cost, **info)
         # final model only: the training without the passes, plus one prediction pass at the end
         watch = Stopwatch()
         final = softmax(trainer_logits(trained.trainer, task.wrap(task.train)))

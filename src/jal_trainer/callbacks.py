@@ -167,8 +167,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
                        **kwargs: Any) -> None:
         """Start from nothing, or from the saved sum when resuming at or after the epoch it was saved."""
         self.probability_sum, self.epochs_seen = None, 0
-        path = self._dir(args) / EPOCH_PROBABILITIES if (self.output_dir or args.output_dir) else None
-        if state.global_step > 0 and path is not None and path.is_file():
+        path = self._dir(args) / EPOCH_PROBABILITIES
+        if state.global_step > 0 and path.is_file():
             saved = np.load(path)
             # resuming from an earlier checkpoint: the saved sum holds epochs that will be redone
             if int(saved["epochs"]) <= round(float(state.epoch or 0.0)) and len(saved["sum"]) == len(self.dataset):

@@ -162,11 +162,13 @@ def class_balanced_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         [[1.2, 0.14], [0.8, 0.57], [0.4, 1.0]]
     """
     probs, labels = _check_inputs(probs, labels)
-    thresholds = per_class_thresholds(probs, labels)
-    used = thresholds <= 1.0
+    return _balanced(probs, per_class_thresholds(probs, labels))
+
+
+def _balanced(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     # a class whose labelled examples all got p = 0 (float underflow) has t = 0: keep it finite
     balanced = probs / np.maximum(thresholds, np.finfo(np.float64).tiny)[None, :]
-    return np.where(used[None, :], balanced, 0.0)
+    return np.where((thresholds <= 1.0)[None, :], balanced, 0.0)  # t > 1: no example has this label
 
 
 def label_scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -218,15 +220,17 @@ def score_label_issues(
         raise ValueError(
             f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule."
         )
-    scores = label_scores(probs, labels)
+    thresholds = per_class_thresholds(probs, labels)
+    balanced = _balanced(probs, thresholds)
+    scores = 1.0 - balanced[np.arange(len(labels)), labels]
     if rule == "class-balanced":
-        disagree = class_balanced_probs(probs, labels).argmax(axis=1) != labels
+        disagree = balanced.argmax(axis=1) != labels
         counts = np.bincount(labels[disagree], minlength=probs.shape[1])
         issues = _prune_by_class(labels, scores, counts)
     elif rule == "argmax":
         issues = probs.argmax(axis=1) != labels
     elif rule == "per-class-threshold":
-        assigned = confident_assignment(probs, per_class_thresholds(probs, labels))
+        assigned = confident_assignment(probs, thresholds)
         issues = (assigned >= 0) & (assigned != labels)
     else:
         issues = _prune_by_class(labels, scores, _noise_rate_counts(probs, labels, noise_rate))

@@ -105,6 +105,11 @@ def plot_memorisation(runs: Mapping[str, Rows] | Rows, path: str | Path, *, titl
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _save(fig, path, title)
+
+
+def _save(fig: Any, path: str | Path, title: str | None) -> Path:
+    """Title the figure and write it as a PNG, making the folder; return the path."""
     if title:
         fig.suptitle(title)
     path = Path(path)
@@ -142,12 +147,7 @@ def plot_learning_curve(log_history: Sequence[Mapping[str, Any]], path: str | Pa
         ax.grid(alpha=0.3)
         if ax.lines:
             ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path, title)
 
 
 # ---- tables ----------------------------------------------------------------------------------------

@@ -316,12 +316,13 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
     table = table.select_columns(["index", *columns])
     table.to_csv(str(out / "label_issues.csv"), index=False)
     top = np.argsort(-found.scores, kind="stable")[:20]
+    given = np.asarray(train[LABEL])
     summary = {
         "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
         "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
         "flagged_fraction": float(found.issues.mean()) if len(found.issues) else 0.0,
         "report": found.report,
-        "top": [{"index": int(i), "label": int(table[int(i)][LABEL]), "score": float(found.scores[i])} for i in top],
+        "top": [{"index": int(i), "label": int(given[i]), "score": float(found.scores[i])} for i in top],
     }
     (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
     quality = (f"; against the clean labels precision {found.report['precision']:.3f}, recall "
