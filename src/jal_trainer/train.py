@@ -221,17 +221,21 @@ def build_model_parts(model_args: ModelArguments, data: DataArguments, dataset: 
 
 def _vision_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
                   names: list[str], args: JALConfig) -> dict[str, Any]:
+    import torch
+
     from jal_trainer.data import DeviceImageCollator, DeviceImageDataset, image_stats
     from jal_trainer.models import build_vision_model
 
     channels, size = np.asarray(dataset["train"][0]["pixel_values"]).shape[:2]
     model = build_vision_model(model_args.model, label_names=names, num_channels=channels, image_size=size)
+    if model_args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     # The images live as one uint8 tensor on the training device (the GPU when there is one) and
     # each batch is gathered, augmented and normalised there: no per-image Python work.
     mean, std = image_stats(data.dataset)
     splits = {
         split: DeviceImageDataset(ds, augment=data.augment and split == "train", mean=mean, std=std,
-                                  seed=args.seed, device=args.device)
+                                  seed=args.seed, device=args.device, channels_last=model_args.channels_last)
         for split, ds in dataset.items()
     }
     return {"model": model, "dataset": splits, "collator": DeviceImageCollator()}

@@ -212,7 +212,12 @@ class JALTrainer(ModelCardMixin, Trainer):
         lam = self.args.l1_weight_decay
         if not lam:
             return None
-        return lam * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
+        params = [p.reshape(-1) for p in model.parameters() if p.requires_grad]
+        if not params:
+            return None
+        # One concatenation, abs and sum: a handful of GPU kernels per step instead of two per
+        # parameter tensor forward and backward (on a small CNN these were half of the step's).
+        return lam * torch.cat(params).abs().sum()
 
     def _forward_inputs(self, model: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
         """The batch without labels and analysis columns, and without keys ``forward`` cannot take."""

@@ -85,7 +85,7 @@ def normalize(
 
     Args:
         images: (B, C, H, W) uint8 or float.
-        mean, std: C values each.
+        mean, std: C values each (sequences, or (C,) tensors).
 
     Example:
         >>> normalize(torch.full((1, 1, 2, 2), 255, dtype=torch.uint8), (0.5,), (0.25,))[0, 0, 0, 0].item()
@@ -101,6 +101,7 @@ def normalize(
             f"mean and std need one value per channel ({x.shape[1]}), got mean={mean} std={std}; "
             "use jal_trainer.data.image_stats(name)."
         )
+    # Tensors already on the images' device are used as they are (no copy, no host sync).
     m = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
     return (x - m) / s

@@ -197,6 +197,9 @@ class DeviceImageDataset(torch.utils.data.Dataset):
         device: where the images live, e.g. ``"cuda"`` (default CPU).
         label_column: the class-id column, returned as ``labels``.
         columns: which other columns to carry (default every numeric scalar column).
+        channels_last: return ``pixel_values`` in ``torch.channels_last`` memory format, the
+            layout cuDNN's fastest convolution kernels read (pair it with a model moved to
+            ``channels_last``); the values and the shape are unchanged.
 
     Example:
         >>> from jal_trainer.data import load_digits
@@ -219,12 +222,19 @@ class DeviceImageDataset(torch.utils.data.Dataset):
         device: str | torch.device | None = None,
         label_column: str = "label",
         columns: Sequence[str] | None = None,
+        channels_last: bool = False,
     ) -> None:
         if (mean is None) != (std is None):
             raise ValueError("pass both mean and std (or neither); see jal_trainer.data.image_stats.")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dataset = dataset  # the source split, for code that reads its columns (noise checks, callbacks)
         self.augment, self.mean, self.std = augment, mean, std
+        self.channels_last = channels_last
+        # Made once on the device: a tensor built from a Python list per batch would be a
+        # host-to-device copy that waits for the GPU's queue at every step.
+        self._mean_std = (
+            None if mean is None else (_on_device(mean, self.device), _on_device(std, self.device))
+        )
         self.crop_padding, self.flip = crop_padding, flip
         self._rng = _SeededGenerator(seed)
         self.images = torch.from_numpy(image_array(dataset)).to(self.device)
@@ -254,16 +264,39 @@ class DeviceImageDataset(torch.utils.data.Dataset):
 
     def batch(self, indices: Sequence[int] | torch.Tensor) -> DeviceBatch:
         """Gather rows ``indices`` (B,) and return the batch (augmented if this dataset augments)."""
-        idx = torch.as_tensor(indices, dtype=torch.long, device=self.device)
+        idx = _indices_on(indices, self.device)
         images = self.images.index_select(0, idx)
         if self.augment:
             images = augment_images(
                 images, crop_padding=self.crop_padding, flip=self.flip, generator=self._rng.get(self.device)
             )
-        batch = DeviceBatch({PIXELS: normalize(images, self.mean, self.std)})
+        pixels = normalize(images, *(self._mean_std or (None, None)))
+        if self.channels_last:
+            pixels = pixels.contiguous(memory_format=torch.channels_last)
+        batch = DeviceBatch({PIXELS: pixels})
         for name, values in self.tensors.items():
             batch[name] = values.index_select(0, idx)
         return batch
+
+
+def _on_device(values: Sequence[float], device: torch.device) -> torch.Tensor:
+    """(C,) float32 tensor of per-channel statistics on ``device``."""
+    return torch.as_tensor(values, dtype=torch.float32).to(device)
+
+
+def _indices_on(indices: Sequence[int] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Row numbers (B,) as int64 on ``device``, without making the host wait for the GPU.
+
+    A copy from ordinary (pageable) host memory to a GPU makes PyTorch synchronise with the
+    device's queue; from pinned memory it is asynchronous, so the next step's batch is queued
+    while the GPU still runs the current one.
+    """
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    if idx.device == device:
+        return idx
+    if device.type == "cuda" and idx.device.type == "cpu":
+        return idx.pin_memory().to(device, non_blocking=True)
+    return idx.to(device)
 
 
 class DeviceImageCollator:

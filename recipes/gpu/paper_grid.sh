@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The paper's CIFAR-10 grid on one GPU inside one call: smoke check, then the cells in priority
+# order, several processes sharing the GPU, within a wall-clock budget. Finished cells land in
+# $OUT/cells.tar as they finish; merge them here with
+#   python recipes/benchmark.py aggregate recipes/grids/cifar10_paper.yaml --merge <cells.tar>... \
+#       --out recipes/results/cifar10_paper
+# Usage (repository root, the GPU machine): bash recipes/gpu/paper_grid.sh [paper_grid.py run flags]
+#   e.g. bash recipes/gpu/paper_grid.sh --budget-minutes 9 --workers 8
+# Needs CIFAR-10 under $JAL_SHARED_DIR/data/cifar10_jpeg (default ../shared) and jal_trainer importable
+# (pip install -e . or PYTHONPATH=src). Without $OUT, results go to ./gpu_out.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export OUT="${OUT:-$PWD/gpu_out}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+mkdir -p "$OUT"
+PY="${PYTHON:-python3}"
+
+# MPS lets the cells' small kernels run side by side instead of time-slicing the GPU between
+# processes. Used only if its daemon starts and a CUDA context opens through it.
+MPS=0
+if command -v nvidia-cuda-mps-control >/dev/null 2>&1 && [ "${JAL_NO_MPS:-0}" != 1 ]; then
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/jal-mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/jal-mps-log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  if nvidia-cuda-mps-control -d 2>/dev/null && timeout 60 "$PY" -c "import torch; torch.zeros(1, device='cuda')"; then
+    MPS=1; echo "MPS: on"
+  else
+    echo quit | nvidia-cuda-mps-control 2>/dev/null; unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+    echo "MPS: unavailable, processes time-share the GPU"
+  fi
+fi
+
+# Smoke: one cell for one epoch on 1,000 images, in the foreground, so a broken setup costs
+# seconds rather than the whole budget.
+SMOKE_START=$(date +%s)
+if ! "$PY" recipes/gpu/paper_grid.py run --out /tmp/jal-smoke --runs-dir /tmp/jal-smoke/runs \
+     --scratch /tmp/jal-smoke/scratch --keep-in-out --workers 1 --max-cells 1 --train-subset 1000 \
+     --test-subset 500 --epochs 1 > "$OUT/smoke.log" 2>&1; then
+  echo "SMOKE FAILED"; tail -n 60 "$OUT/smoke.log"; find /tmp/jal-smoke -name '*.log' -exec tail -n 60 {} \;
+  [ "$MPS" = 1 ] && echo quit | nvidia-cuda-mps-control
+  exit 3
+fi
+echo "smoke ok in $(( $(date +%s) - SMOKE_START ))s"; tail -n 3 "$OUT/smoke.log"
+
+"$PY" recipes/gpu/paper_grid.py run --out "$OUT" "$@" 2>&1 | tee "$OUT/grid.log"
+status=${PIPESTATUS[0]}
+[ "$MPS" = 1 ] && echo quit | nvidia-cuda-mps-control
+exit "$status"
