@@ -138,7 +138,8 @@ def load_data(data: DataArguments, *, vision: bool | None = None, need_validatio
     from jal_trainer.data.contract import prepare_dataset
 
     if data.dataset is None and data.data_path is not None:
-        raw = load_raw_data(data.data_path, data_config=data.data_config, data_revision=data.data_revision)
+        raw = load_raw_data(data.data_path, data_config=data.data_config, data_revision=data.data_revision,
+                            mark_entities=data.mark_entities, entity_markers=data.entity_markers)
         data.dataset = dataset_name_from_path(data.data_path)
     else:
         data.dataset = data.dataset or "digits"
@@ -157,12 +158,14 @@ def load_data(data: DataArguments, *, vision: bool | None = None, need_validatio
 
 def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict, Any]:
     """Corrupt (or read noisy) training labels once, with `map`; keep clean labels beside them."""
-    from jal_trainer.data.contract import noisy_source
+    from jal_trainer.data.contract import OBSERVED, noisy_source
     from jal_trainer.noisy_datasets import add_label_noise, noise_report
 
     observed = noisy_source(data)
     if observed is not None:  # real noisy labels in a column (also: the observed labels beside gold ones)
         dataset = add_label_noise(dataset, "column", None, seed=data.noise_seed, splits=["train"], column=observed)
+        if observed == OBSERVED:  # now the label column itself
+            dataset["train"] = dataset["train"].remove_columns(OBSERVED)
     elif data.noise_type == "majority-vote":
         dataset = add_label_noise(dataset, "majority-vote", None, seed=data.noise_seed, splits=["train"],
                                   column=data.noise_column or "weak_labels", tie_break=data.tie_break,

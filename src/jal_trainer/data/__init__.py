@@ -3,7 +3,9 @@
 All loaders return a ``datasets.DatasetDict`` whose ``label`` column is a ``ClassLabel``; image
 sets store uint8 ``pixel_values`` (C, H, W) and are normalised on the fly by the collators.
 :func:`load_dataset_by_name` is what recipes call: a built-in name reads the offline files
-under the shared folder, a Hub id or a ``save_to_disk`` folder goes through ``datasets``.
+under the shared folder; your own data (files, globs, saved, WRENCH and image folders, Hub ids)
+goes through ``datasets`` (:mod:`jal_trainer.data.files`) and is brought to one contract of
+columns and labels by :mod:`jal_trainer.data.contract`.
 
 Example:
     >>> from jal_trainer.data import load_dataset_by_name
@@ -118,7 +120,8 @@ def load_dataset_by_name(
         if is_wrench_folder(resolved):
             return load_wrench_folder(resolved, mark=mark_entities, markers=entity_markers)
         if key not in _LOADERS:
-            return load_raw_data(path, data_config=data_config, data_revision=data_revision)
+            return load_raw_data(path, data_config=data_config, data_revision=data_revision,
+                                 mark_entities=mark_entities, entity_markers=entity_markers)
     if key in _LOADERS:
         return _LOADERS[key](path, **kwargs)
     if path is None and _HUB_ID.match(name) and "/" in name:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import datasets
@@ -75,7 +76,12 @@ def _builder_of(files: list[str], path: str) -> str:
 def _load_files(files: list[str], path: str) -> datasets.DatasetDict:
     builder = _builder_of(files, path)
     kwargs = {"delimiter": "\t"} if all(f.lower().endswith(".tsv") for f in files) else {}
-    return as_dataset_dict(datasets.load_dataset(builder, data_files=files, **kwargs))
+    try:
+        return as_dataset_dict(datasets.load_dataset(builder, data_files=files, **kwargs))
+    except ValueError as err:
+        if "corresponds to no data" not in str(err):
+            raise
+        raise ValueError(f"the train split is empty: data_path={path!r} holds no rows. Check the file.") from err
 
 
 def _has_images(folder: Path) -> bool:
@@ -86,9 +92,17 @@ def _has_images(folder: Path) -> bool:
 
 
 def load_raw_data(
-    data_path: str | os.PathLike[str], *, data_config: str | None = None, data_revision: str | None = None
+    data_path: str | os.PathLike[str],
+    *,
+    data_config: str | None = None,
+    data_revision: str | None = None,
+    mark_entities: bool = True,
+    entity_markers: Sequence[str] = ("E1", "E2"),
 ) -> datasets.DatasetDict:
     """Read ``data_path`` with `datasets` (see the module table); splits as the source has them.
+
+    ``mark_entities`` and ``entity_markers`` apply to WRENCH relation folders
+    (:func:`~jal_trainer.data.wrench.load_wrench_folder`).
 
     Raises:
         FileNotFoundError: the path names nothing readable (the message says what is accepted).
@@ -103,7 +117,7 @@ def load_raw_data(
         if is_saved_dataset(path):
             return as_dataset_dict(datasets.load_from_disk(str(path)))
         if is_wrench_folder(path):
-            return load_wrench_folder(path)
+            return load_wrench_folder(path, mark=mark_entities, markers=entity_markers)
         if _has_images(path):
             return as_dataset_dict(datasets.load_dataset("imagefolder", data_dir=str(path)))
         return as_dataset_dict(datasets.load_dataset(str(path)))
