@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from datasets import DatasetDict
+from datasets import DatasetDict, Image
 from transformers import set_seed
 from transformers.utils import logging
 
@@ -130,6 +130,8 @@ def _check_text_model(name_or_path: str) -> None:
 def load_data(data: DataArguments, *, vision: bool | None = None, need_validation: bool = False) -> DatasetDict:
     """Load the recipe's data to the contract of `jal_trainer.data.contract`, subsetting as asked.
 
+    ``vision`` None: image data when the source has a ``pixel_values`` or ``Image`` column.
+
     Returns ``train`` and ``test`` (and ``validation`` when the data has one or ``need_validation``)
     with a ``label`` ClassLabel column. An unnamed data set (``dataset`` None) is named after
     ``data_path``, in place, so that the run's recipe.yaml and card carry the name.
@@ -146,7 +148,10 @@ def load_data(data: DataArguments, *, vision: bool | None = None, need_validatio
         raw = load_dataset_by_name(data.dataset, data.data_path, data_config=data.data_config,
                                    data_revision=data.data_revision, mark_entities=data.mark_entities,
                                    entity_markers=data.entity_markers)
-    vision = ("pixel_values" in raw["train"].column_names) if vision is None else vision
+    if vision is None:  # image data: a pixel_values or Image column, or an image_column named
+        features = raw["train"].features if "train" in raw else {}
+        vision = bool(data.image_column) or "pixel_values" in features or any(
+            isinstance(f, Image) for f in features.values())
     dataset = prepare_dataset(raw, data, vision=vision, need_validation=need_validation)
     splits = dict(dataset)
     if data.train_subset:

@@ -52,7 +52,8 @@ def is_hub_id(text: str) -> bool:
         >>> is_hub_id("stanfordnlp/imdb"), is_hub_id("/data/reviews.csv")
         (True, False)
     """
-    return bool(HUB_ID.match(text)) and not resolve_path(text).exists()
+    suffix = Path(text).suffix.lower()  # "data/reviews.csv" is a missing file, not a Hub id
+    return bool(HUB_ID.match(text)) and suffix not in (*FILE_BUILDERS, *IMAGE_SUFFIXES) and not resolve_path(text).exists()
 
 
 def _data_files(path: str) -> list[str]:
