@@ -76,6 +76,13 @@ def test_globs_folders_and_the_seed_of_made_splits(tmp_path: Path) -> None:
     assert (dds["train"].num_rows, dds["test"].num_rows) == (60, 30)
 
 
+def test_a_validation_split_is_made_when_needed(tmp_path: Path) -> None:
+    dds = load_data(args(write(reviews(100), tmp_path / "r.csv"), validation_size=0.25), need_validation=True)
+    assert [dds[s].num_rows for s in ("train", "validation", "test")] == [60, 20, 20]
+    assert np.bincount(dds["validation"]["label"][:]).tolist() in ([7, 7, 6], [7, 6, 7], [6, 7, 7])
+    assert not set(dds["validation"]["review"][:]) & set(dds["train"]["review"][:])
+
+
 def test_subsets_follow_subset_seed_not_noise_seed(tmp_path: Path) -> None:
     path = write(reviews(120), tmp_path / "r.csv")
     a = load_data(args(path, test_subset=9, noise_seed=0))
@@ -152,8 +159,9 @@ def test_wrench_folder_name_and_entity_markers_through_load_data(tmp_path: Path)
     folder = write_wrench(tmp_path / "my-relations", spans=True)
     data = DataArguments(data_path=str(folder), noise_type="majority-vote", tie_break="lowest", abstain="drop",
                          entity_markers=["GENE", "CHEM"])
-    dds = load_data(data)
+    dds = load_data(data, need_validation=True)
     assert data.dataset == "my-relations" and list(dds) == ["train", "validation", "test"]
+    assert list(load_data(data)) == ["train", "test"]  # validation only when the run reads it
     assert dds["train"][0]["text"].startswith("[CHEM]aspirin[/CHEM] blocks [GENE]")
 
 

@@ -148,3 +148,15 @@ def test_jal_trainer_gives_the_same_clear_errors(dataset: Dataset, message: str,
 def test_jal_trainer_accepts_int_and_ignored_labels(tmp_path: Path) -> None:
     args = JALConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     JALTrainer(model=Linear(), args=args, train_dataset=rows([0, 2, -100]), eval_dataset={"a": rows([1])})
+
+
+def test_choosing_the_best_checkpoint_holds_out_validation_rows(tmp_path: Path) -> None:
+    """load_best_model_at_end evaluates on rows cut from train (digits has no validation split), never on test."""
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    out = tmp_path / "run"
+    main(["--config", str(recipe), "--output_dir", str(out), "--max_steps", "2", "--load_best_model_at_end", "true",
+          "--eval_strategy", "steps", "--eval_steps", "1", "--save_strategy", "steps", "--save_steps", "1",
+          "--track_memorisation", "false", "--find_label_issues", "false", "--validation_size", "0.1"])
+    assert json.loads((out / "noise_report.json").read_text())["num_samples"] == 1297 - 130
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["best_model_checkpoint"] and any("eval_accuracy" in row for row in state["log_history"])

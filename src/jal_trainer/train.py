@@ -47,7 +47,8 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
     _check_before_loading(data_args, model_args)
     set_seed(args.seed)
-    dataset = load_data(data_args)
+    # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
+    dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
     dataset, report = apply_noise(dataset, data_args)
     check_same_labels_on_every_process(dataset["train"][LABEL], args)
     parts = build_model_parts(model_args, data_args, dataset, args)
@@ -55,7 +56,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
         model=parts["model"],
         args=args,
         train_dataset=parts["dataset"]["train"],
-        eval_dataset=parts["dataset"]["test"],
+        eval_dataset=parts["dataset"]["validation" if args.load_best_model_at_end else "test"],
         data_collator=parts["collator"],
         compute_metrics=parts["compute_metrics"],
         processing_class=parts.get("processing_class"),
@@ -65,7 +66,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
         if hasattr(callback, "bind"):
             callback.bind(trainer)
     train_output = trainer.train()
-    metrics = trainer.evaluate(metric_key_prefix="test")
+    metrics = trainer.evaluate(parts["dataset"]["test"], metric_key_prefix="test")
     result = {k.removeprefix("test_"): v for k, v in metrics.items()}
     result = {"test_accuracy": result.pop("accuracy"), **{f"test_{k}": v for k, v in result.items()}}
     # training time alone (with any per-epoch evaluation and callback passes), for time per epoch
@@ -154,6 +155,8 @@ def load_data(data: DataArguments, *, vision: bool | None = None, need_validatio
             isinstance(f, Image) for f in features.values())
     dataset = prepare_dataset(raw, data, vision=vision, need_validation=need_validation)
     splits = dict(dataset)
+    if not need_validation:  # not read by the run: skip its tokenising or embedding
+        splits.pop("validation", None)
     if data.train_subset:
         splits["train"] = stratified_subset(splits["train"], data.train_subset, seed=data.subset_seed)
     if data.test_subset:

@@ -219,7 +219,7 @@ def join_text_pairs(dds: datasets.DatasetDict, text_column: str, text_pair_colum
 
     Example:
         >>> dds = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"a": ["x"], "b": ["y"]})})
-        >>> join_text_pairs(dds, "a", "b", type("T", (), {"sep_token": "[SEP]"})())[0]["train"]["a"]
+        >>> join_text_pairs(dds, "a", "b", type("T", (), {"sep_token": "[SEP]"})())[0]["train"]["a"][:]
         ['x [SEP] y']
     """
     if not text_pair_column:
