@@ -28,18 +28,60 @@ VISION_MODELS = ("cnn8", "resnet18", "resnet34")
 class DataArguments:
     """Which data, which split sizes, and which label noise."""
 
-    dataset: str = field(
-        default="digits",
-        metadata={"help": "digits, cifar10, cifar10n, sst2, trec, banking77, wrench-{youtube,sms,trec}, or a Hub id."},
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "digits, cifar10, cifar10n, sst2, trec, banking77, wrench-{youtube,sms,trec}, or a Hub id. "
+                          "Default: named after data_path (file stem, folder name or Hub id), else digits."},
     )
     data_path: str | None = field(
-        default=None, metadata={"help": "Folder or file of the data (default: under ${shared}/data); ${shared} expands."}
+        default=None,
+        metadata={"help": "Your data: a .csv/.json/.jsonl/.parquet file or glob, a save_to_disk folder, a WRENCH "
+                          "folder, an image folder, or a Hub id (org/name). ${shared} expands."},
+    )
+    data_config: str | None = field(default=None, metadata={"help": "Configuration (subset) name of a Hub data set."})
+    data_revision: str | None = field(default=None, metadata={"help": "Revision (branch, tag, commit) of a Hub data set."})
+    text_pair_column: str | None = field(
+        default=None, metadata={"help": "Second text column of a sentence-pair task (encoded with text_column)."}
+    )
+    image_column: str | None = field(
+        default=None, metadata={"help": "Image column (default: pixel_values, else the first Image column)."}
+    )
+    label_column: str = field(
+        default="label", metadata={"help": "Column of the training labels (ints, ClassLabel or strings)."}
+    )
+    clean_label_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of gold labels where known: then label_column holds the observed (noisy) labels "
+                          "and the gold ones serve only evaluation and reports."},
+    )
+    noisy_label_column: str | None = field(
+        default=None,
+        metadata={"help": "Column of real noisy labels to train on, beside the gold label_column (implies "
+                          "noise_type column); read from noisy_label_path when that is given."},
+    )
+    noisy_label_path: str | None = field(
+        default=None,
+        metadata={"help": "File (.csv/.json/.jsonl/.parquet) holding noisy_label_column for the training rows, "
+                          "joined on id_column (or index) when both have it, else row by row."},
+    )
+    id_column: str | None = field(
+        default=None, metadata={"help": "Column that joins noisy_label_path to the training rows (default: index)."}
+    )
+    test_size: float = field(
+        default=0.2, metadata={"help": "Fraction of the rows held out as a stratified test split when there is none."}
+    )
+    validation_size: float = field(
+        default=0.1,
+        metadata={"help": "Fraction of the training rows held out as validation when one is needed and missing."},
     )
     train_subset: int | None = field(
         default=None, metadata={"help": "Train on a stratified, seeded subset of this many training examples."}
     )
     test_subset: int | None = field(
         default=None, metadata={"help": "Evaluate on a stratified, seeded subset of this many test examples."}
+    )
+    subset_seed: int = field(
+        default=0, metadata={"help": "Seed of the subsets and of made splits (independent of noise_seed)."}
     )
     noise_type: str = field(
         default="none",
@@ -54,8 +96,31 @@ class DataArguments:
         default="exact",
         metadata={"help": "exact: floor(T[i,j] * n_i) flips per class pair (the paper's); iid: each label drawn from its row."},
     )
+    tie_break: str = field(
+        default="random",
+        metadata={"help": "majority-vote ties: random (seeded, no class favoured) or lowest (WRENCH's argmax)."},
+    )
+    abstain: str = field(
+        default="random",
+        metadata={"help": "majority-vote rows no labelling function covers: random (a seeded random class) or drop."},
+    )
+    mark_entities: bool = field(
+        default=True,
+        metadata={"help": "Relation sets with entity1/entity2 spans (WRENCH chemprot, semeval): mark both entities "
+                          "in the text."},
+    )
+    entity_markers: list[str] = field(
+        default_factory=lambda: ["E1", "E2"],
+        metadata={"help": "Marker names of entity1 and entity2 ([E1] ... [/E1]); e.g. GENE CHEMICAL for chemprot."},
+    )
     text_column: str = field(default="text", metadata={"help": "Text column of a text data set."})
     max_length: int = field(default=64, metadata={"help": "Tokenizer truncation length for text."})
+    image_mean: list[float] | None = field(
+        default=None, metadata={"help": "Per-channel mean in [0, 1] (default: built-in, else computed and cached)."}
+    )
+    image_std: list[float] | None = field(
+        default=None, metadata={"help": "Per-channel std in [0, 1] (default: built-in, else computed and cached)."}
+    )
     augment: bool = field(default=True, metadata={"help": "Random crop (pad 4) and flip for images during training."})
     track_memorisation: bool = field(
         default=True, metadata={"help": "Record memorisation of the noisy labels each epoch (needs clean labels)."}

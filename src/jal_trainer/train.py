@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import yaml
-from datasets import DatasetDict
+from datasets import DatasetDict, Image
 from transformers import set_seed
 from transformers.utils import logging
 
@@ -47,7 +47,8 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
     _check_before_loading(data_args, model_args)
     set_seed(args.seed)
-    dataset = load_data(data_args)
+    # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
+    dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
     dataset, report = apply_noise(dataset, data_args)
     check_same_labels_on_every_process(dataset["train"][LABEL], args)
     parts = build_model_parts(model_args, data_args, dataset, args)
@@ -55,7 +56,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
         model=parts["model"],
         args=args,
         train_dataset=parts["dataset"]["train"],
-        eval_dataset=parts["dataset"]["test"],
+        eval_dataset=parts["dataset"]["validation" if args.load_best_model_at_end else "test"],
         data_collator=parts["collator"],
         compute_metrics=parts["compute_metrics"],
         processing_class=parts.get("processing_class"),
@@ -65,7 +66,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
         if hasattr(callback, "bind"):
             callback.bind(trainer)
     train_output = trainer.train()
-    metrics = trainer.evaluate(metric_key_prefix="test")
+    metrics = trainer.evaluate(parts["dataset"]["test"], metric_key_prefix="test")
     result = {k.removeprefix("test_"): v for k, v in metrics.items()}
     result = {"test_accuracy": result.pop("accuracy"), **{f"test_{k}": v for k, v in result.items()}}
     # training time alone (with any per-epoch evaluation and callback passes), for time per epoch
@@ -86,16 +87,18 @@ def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
         raise ValueError(
             f"noise_type={data.noise_type!r} is unknown. Choose one of: none, {', '.join(SYNTHETIC_NOISE + REAL_NOISE)}."
         )
-    if data.noise_type in REAL_NOISE and not data.noise_column:
-        raise ValueError(f"noise_type={data.noise_type!r} needs noise_column (e.g. worse_label or weak_labels).")
+    if data.noise_type == "column" and not (data.noise_column or data.noisy_label_column):
+        raise ValueError("noise_type='column' needs noisy_label_column (the column of real noisy labels).")
     if not 0.0 <= data.noise_rate <= 1.0:
         raise ValueError(f"noise_rate must be in [0, 1], got {data.noise_rate}.")
     if data.noise_sampler not in ("exact", "iid"):
         raise ValueError(f"noise_sampler={data.noise_sampler!r} is unknown. Choose exact or iid.")
+    from jal_trainer.data.checks import check_data_arguments
     from jal_trainer.label_issues import RULES
 
     if data.label_issue_rule not in RULES:
         raise ValueError(f"label_issue_rule={data.label_issue_rule!r} is unknown. Choose one of {', '.join(RULES)}.")
+    check_data_arguments(data)
     if model.model not in VISION_MODELS:
         _check_text_model(model.model)
 
@@ -125,28 +128,58 @@ def _check_text_model(name_or_path: str) -> None:
 # ---- data -----------------------------------------------------------------------------------------
 
 
-def load_data(data: DataArguments) -> DatasetDict:
-    """Load train and test splits with a ``label`` ClassLabel column, subsetting as asked."""
-    from jal_trainer.data import load_dataset_by_name, stratified_subset
+def load_data(data: DataArguments, *, vision: bool | None = None, need_validation: bool = False) -> DatasetDict:
+    """Load the recipe's data to the contract of `jal_trainer.data.contract`, subsetting as asked.
 
-    dataset = load_dataset_by_name(data.dataset, data.data_path)
-    splits = {"train": dataset["train"], "test": dataset["test"]}
+    ``vision`` None: image data when the source has a ``pixel_values`` or ``Image`` column.
+
+    Returns ``train`` and ``test`` (and ``validation`` when the data has one or ``need_validation``)
+    with a ``label`` ClassLabel column. An unnamed data set (``dataset`` None) is named after
+    ``data_path``, in place, so that the run's recipe.yaml and card carry the name.
+    """
+    from jal_trainer.data import dataset_name_from_path, load_dataset_by_name, load_raw_data, stratified_subset
+    from jal_trainer.data.contract import prepare_dataset
+
+    if data.dataset is None and data.data_path is not None:
+        raw = load_raw_data(data.data_path, data_config=data.data_config, data_revision=data.data_revision,
+                            mark_entities=data.mark_entities, entity_markers=data.entity_markers)
+        data.dataset = dataset_name_from_path(data.data_path)
+    else:
+        data.dataset = data.dataset or "digits"
+        raw = load_dataset_by_name(data.dataset, data.data_path, data_config=data.data_config,
+                                   data_revision=data.data_revision, mark_entities=data.mark_entities,
+                                   entity_markers=data.entity_markers)
+    if vision is None:  # image data: a pixel_values or Image column, or an image_column named
+        features = raw["train"].features if "train" in raw else {}
+        vision = bool(data.image_column) or "pixel_values" in features or any(
+            isinstance(f, Image) for f in features.values())
+    dataset = prepare_dataset(raw, data, vision=vision, need_validation=need_validation)
+    splits = dict(dataset)
+    if not need_validation:  # not read by the run: skip its tokenising or embedding
+        splits.pop("validation", None)
     if data.train_subset:
-        splits["train"] = stratified_subset(splits["train"], data.train_subset, seed=data.noise_seed)
+        splits["train"] = stratified_subset(splits["train"], data.train_subset, seed=data.subset_seed)
     if data.test_subset:
-        splits["test"] = stratified_subset(splits["test"], data.test_subset, seed=data.noise_seed)
+        splits["test"] = stratified_subset(splits["test"], data.test_subset, seed=data.subset_seed)
     return DatasetDict(splits)
 
 
 def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict, Any]:
     """Corrupt (or read noisy) training labels once, with `map`; keep clean labels beside them."""
+    from jal_trainer.data.contract import OBSERVED, noisy_source
     from jal_trainer.noisy_datasets import add_label_noise, noise_report
 
-    if data.noise_type == "none":
+    observed = noisy_source(data)
+    if observed is not None:  # real noisy labels in a column (also: the observed labels beside gold ones)
+        dataset = add_label_noise(dataset, "column", None, seed=data.noise_seed, splits=["train"], column=observed)
+        if observed == OBSERVED:  # now the label column itself
+            dataset["train"] = dataset["train"].remove_columns(OBSERVED)
+    elif data.noise_type == "majority-vote":
+        dataset = add_label_noise(dataset, "majority-vote", None, seed=data.noise_seed, splits=["train"],
+                                  column=data.noise_column or "weak_labels", tie_break=data.tie_break,
+                                  abstain=data.abstain)
+    elif data.noise_type == "none":
         dataset = add_label_noise(dataset, "symmetric", 0.0, seed=data.noise_seed, splits=["train"])
-    elif data.noise_type in REAL_NOISE:
-        dataset = add_label_noise(dataset, data.noise_type, None, seed=data.noise_seed, splits=["train"],
-                                  column=data.noise_column)
     else:
         kwargs = {"features": _features_for_instance_noise(dataset["train"])} if data.noise_type == "instance" else {}
         dataset = add_label_noise(dataset, data.noise_type, data.noise_rate, seed=data.noise_seed,
@@ -223,16 +256,20 @@ def _vision_parts(model_args: ModelArguments, data: DataArguments, dataset: Data
                   names: list[str], args: JALConfig) -> dict[str, Any]:
     import torch
 
-    from jal_trainer.data import DeviceImageCollator, DeviceImageDataset, image_stats
+    from jal_trainer.data import DATASET_NAMES, DeviceImageCollator, DeviceImageDataset
+    from jal_trainer.data.stats import resolve_image_stats
     from jal_trainer.models import build_vision_model
 
-    channels, size = np.asarray(dataset["train"][0]["pixel_values"]).shape[:2]
+    # given, built in, or computed on the training split (cached); recorded in recipe.yaml
+    mean, std = resolve_image_stats(dataset["train"], data.dataset, data.image_mean, data.image_std,
+                                    builtin=data.dataset in DATASET_NAMES)
+    data.image_mean, data.image_std = list(mean), list(std)
+    channels, size = dataset["train"].features["pixel_values"].shape[:2]  # the image size comes from the data
     model = build_vision_model(model_args.model, label_names=names, num_channels=channels, image_size=size)
     if model_args.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # The images live as one uint8 tensor on the training device (the GPU when there is one) and
     # each batch is gathered, augmented and normalised there: no per-image Python work.
-    mean, std = image_stats(data.dataset)
     splits = {
         split: DeviceImageDataset(ds, augment=data.augment and split == "train", mean=mean, std=std,
                                   seed=args.seed, device=args.device, channels_last=model_args.channels_last)
@@ -243,24 +280,29 @@ def _vision_parts(model_args: ModelArguments, data: DataArguments, dataset: Data
 
 def _text_parts(model_args: ModelArguments, data: DataArguments, dataset: DatasetDict,
                 names: list[str]) -> dict[str, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
-    from jal_trainer.data import tokenize_dataset
+    from jal_trainer.data.text import join_text_pairs, tokenize_dataset
     from jal_trainer.paths import resolve_path
+
+    from jal_trainer.data.checks import check_head
 
     path = resolve_path(model_args.model)
     source = str(path) if path.exists() else model_args.model
     id2label = dict(enumerate(names))
+    check_head(AutoConfig.from_pretrained(source), names, model_args.model)  # before any weights load
+    tokenizer = AutoTokenizer.from_pretrained(source)
     if model_args.freeze_encoder:
         from jal_trainer.probe import embed_dataset, probe_model
 
-        dataset = embed_dataset(dataset, source, text_column=data.text_column, max_length=data.max_length)
+        dataset, text_column = join_text_pairs(dataset, data.text_column, data.text_pair_column, tokenizer)
+        dataset = embed_dataset(dataset, source, text_column=text_column, max_length=data.max_length)
         return {"model": probe_model(source, len(names), id2label), "dataset": dataset, "collator": None}
-    tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForSequenceClassification.from_pretrained(
         source, num_labels=len(names), id2label=id2label, label2id={n: i for i, n in id2label.items()}
     )
-    dataset = tokenize_dataset(dataset, tokenizer, text_column=data.text_column, max_length=data.max_length)
+    dataset = tokenize_dataset(dataset, tokenizer, text_column=data.text_column,
+                               text_pair_column=data.text_pair_column, max_length=data.max_length)
     return {"model": model, "dataset": dataset, "collator": DataCollatorWithPadding(tokenizer),
             "processing_class": tokenizer}
 

@@ -158,6 +158,7 @@ class JALTrainer(ModelCardMixin, Trainer):
         # Passing a compute_loss_func makes the Trainer count `num_items_in_batch` over the whole
         # optimiser step (all accumulation steps, all processes), even for a plain nn.Module.
         kwargs.setdefault("compute_loss_func", LossFunction(self.loss_fn))
+        _check_datasets(model, kwargs.get("train_dataset"), kwargs.get("eval_dataset"))
         super().__init__(model=model, args=args, **kwargs)
         if not self.label_names:
             # A plain nn.Module has no `labels` argument; without this, evaluation would drop labels.
@@ -283,6 +284,16 @@ class JALTrainer(ModelCardMixin, Trainer):
                 f"Set `a` >= {report.min_a:.3g}.",
                 stacklevel=3,
             )
+
+
+def _check_datasets(model: Any, train_dataset: Any, eval_dataset: Any) -> None:
+    """The label checks of `jal train` (`jal_trainer.data.checks`), before the Trainer touches the data."""
+    from jal_trainer.data.checks import check_trainer_dataset
+
+    num_labels = getattr(getattr(model, "config", None), "num_labels", None)
+    for role, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+        if dataset is not None:
+            check_trainer_dataset(dataset, role=role, num_labels=num_labels)
 
 
 def _evaluation_prefix(logs: dict[str, float]) -> str | None:

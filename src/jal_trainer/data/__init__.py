@@ -3,7 +3,9 @@
 All loaders return a ``datasets.DatasetDict`` whose ``label`` column is a ``ClassLabel``; image
 sets store uint8 ``pixel_values`` (C, H, W) and are normalised on the fly by the collators.
 :func:`load_dataset_by_name` is what recipes call: a built-in name reads the offline files
-under the shared folder, a Hub id or a ``save_to_disk`` folder goes through ``datasets``.
+under the shared folder; your own data (files, globs, saved, WRENCH and image folders, Hub ids)
+goes through ``datasets`` (:mod:`jal_trainer.data.files`) and is brought to one contract of
+columns and labels by :mod:`jal_trainer.data.contract`.
 
 Example:
     >>> from jal_trainer.data import load_dataset_by_name
@@ -17,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import datasets
@@ -60,6 +61,8 @@ from jal_trainer.data.vision import (
     stratified_indices,
     stratified_subset,
 )
+from jal_trainer.data.files import as_dataset_dict, dataset_name_from_path, is_saved_dataset, load_raw_data
+from jal_trainer.data.wrench import is_wrench_folder, load_wrench_folder, mark_entities
 from jal_trainer.paths import resolve_path
 
 _LOADERS: dict[str, Callable[..., datasets.DatasetDict]] = {
@@ -77,23 +80,30 @@ DATASET_NAMES = tuple(_LOADERS)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-def _is_saved_dataset(folder: Path) -> bool:
-    markers = ("dataset_dict.json", "dataset_info.json", "state.json")  # written by save_to_disk
-    return folder.is_dir() and any((folder / marker).is_file() for marker in markers)
-
-
-def load_dataset_by_name(name: str, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> datasets.DatasetDict:
+def load_dataset_by_name(
+    name: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    data_config: str | None = None,
+    data_revision: str | None = None,
+    mark_entities: bool = True,
+    entity_markers: tuple[str, ...] | list[str] = ("E1", "E2"),
+    **kwargs: Any,
+) -> datasets.DatasetDict:
     """Load a data set named in a recipe.
 
     Resolution order:
 
     1. ``path`` is a folder written by ``save_to_disk``: ``datasets.load_from_disk(path)``;
-    2. ``path`` does not exist locally and looks like a Hub id (``owner/name``):
-       ``datasets.load_dataset(path, **kwargs)`` (needs network);
+    2. ``path`` is a WRENCH folder (``label.json``, ``train.json``): any WRENCH set, under any
+       name (:func:`~jal_trainer.data.wrench.load_wrench_folder`, entities marked);
     3. ``name`` is one of :data:`DATASET_NAMES` (``digits``, ``cifar10``, ``cifar10n``, ``sst2``,
        ``trec``, ``banking77``, ``wrench-youtube``, ``wrench-sms``, ``wrench-trec``): the offline
        loader, reading ``path`` (``${shared}`` expands) or the shared folder, with ``kwargs``;
-    4. ``name`` itself looks like a Hub id: ``datasets.load_dataset(name, **kwargs)``.
+    4. ``path`` is anything else :func:`~jal_trainer.data.files.load_raw_data` reads: a CSV,
+       JSON, JSONL or Parquet file or glob, an image folder, a folder of data files, a Hub id;
+    5. ``name`` itself looks like a Hub id: ``datasets.load_dataset(name, data_config,
+       revision=data_revision)``.
 
     Hub image sets with an ``Image`` column get a uint8 ``pixel_values`` column
     (:func:`ensure_pixel_values`).
@@ -102,30 +112,25 @@ def load_dataset_by_name(name: str, path: str | os.PathLike[str] | None = None, 
         >>> load_dataset_by_name("wrench-sms")["validation"].num_rows
         500
     """
+    key = name.lower()
     if path is not None:
         resolved = resolve_path(path)
-        if _is_saved_dataset(resolved):
-            return ensure_pixel_values(_as_dict(datasets.load_from_disk(str(resolved))))
-        text = os.fspath(path)
-        if not resolved.exists() and "/" in text and _HUB_ID.match(text):
-            return ensure_pixel_values(_as_dict(datasets.load_dataset(text, **kwargs)))
-    key = name.lower()
+        if is_saved_dataset(resolved):
+            return ensure_pixel_values(as_dataset_dict(datasets.load_from_disk(str(resolved))))
+        if is_wrench_folder(resolved):
+            return load_wrench_folder(resolved, mark=mark_entities, markers=entity_markers)
+        if key not in _LOADERS:
+            return load_raw_data(path, data_config=data_config, data_revision=data_revision,
+                                 mark_entities=mark_entities, entity_markers=entity_markers)
     if key in _LOADERS:
         return _LOADERS[key](path, **kwargs)
     if path is None and _HUB_ID.match(name) and "/" in name:
-        return ensure_pixel_values(_as_dict(datasets.load_dataset(name, **kwargs)))
+        loaded = datasets.load_dataset(name, data_config, revision=data_revision, **kwargs)
+        return ensure_pixel_values(as_dataset_dict(loaded))
     raise ValueError(
         f"unknown data set {name!r}. Use one of {', '.join(DATASET_NAMES)}, a Hub id such as 'owner/name', "
-        "or pass path= to a folder written by save_to_disk."
+        "or give data_path (a data file, a saved or WRENCH or image folder)."
     )
-
-
-def _as_dict(loaded: datasets.Dataset | datasets.DatasetDict) -> datasets.DatasetDict:
-    if isinstance(loaded, datasets.DatasetDict):
-        return loaded
-    if isinstance(loaded, datasets.Dataset):
-        return datasets.DatasetDict({"train": loaded})
-    raise ValueError(f"expected a Dataset or DatasetDict, got {type(loaded).__name__}; load a map-style data set.")
 
 
 __all__ = [
@@ -144,9 +149,11 @@ __all__ = [
     "SST2_CLASSES",
     "TREC_CLASSES",
     "WRENCH_NAMES",
+    "as_dataset_dict",
     "augment_images",
     "compute_image_stats",
     "decode_jpegs",
+    "dataset_name_from_path",
     "default_cache_dir",
     "ensure_pixel_values",
     "image_array",
@@ -158,9 +165,12 @@ __all__ = [
     "load_cifar10n_labels",
     "load_dataset_by_name",
     "load_digits",
+    "load_raw_data",
     "load_sst2",
     "load_trec",
     "load_wrench",
+    "load_wrench_folder",
+    "mark_entities",
     "normalize",
     "random_crop",
     "random_hflip",

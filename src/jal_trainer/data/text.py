@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,7 +152,8 @@ def load_wrench(name: str, path: str | os.PathLike[str] | None = None) -> datase
 
     Columns: ``text``, ``label`` (gold, ClassLabel with the names of ``label.json``) and
     ``weak_labels`` (list of int, one vote per labelling function, -1 = abstain). The majority
-    vote of ``weak_labels`` is a real, programmatic label noise.
+    vote of ``weak_labels`` is a real, programmatic label noise. Any other WRENCH folder (under
+    any name) loads with :func:`jal_trainer.data.wrench.load_wrench_folder`.
 
     Args:
         name: one of :data:`WRENCH_NAMES`.
@@ -167,22 +167,11 @@ def load_wrench(name: str, path: str | os.PathLike[str] | None = None) -> datase
     """
     if name not in WRENCH_NAMES:
         raise ValueError(f"unknown WRENCH set {name!r}; choose one of {', '.join(WRENCH_NAMES)}.")
-    subdir, what = f"wrench/{name}", f"WRENCH {name}"
-    label_file = find_data_file(path, subdir=subdir, filename="label.json", what=what, allow_file=False)
-    id2name = json.loads(label_file.read_text(encoding="utf-8"))
-    names = [id2name[str(i)] for i in range(len(id2name))]
-    splits = {}
-    for split, stem in (("train", "train"), ("validation", "valid"), ("test", "test")):
-        file = find_data_file(label_file.parent, subdir=subdir, filename=f"{stem}.json", what=what)
-        records = json.loads(file.read_text(encoding="utf-8"))
-        ordered = [records[key] for key in sorted(records, key=int)]
-        splits[split] = _text_dataset(
-            [r["data"]["text"] for r in ordered],
-            [int(r["label"]) for r in ordered],
-            names,
-            weak_labels=[[int(v) for v in r["weak_labels"]] for r in ordered],
-        )
-    return datasets.DatasetDict(splits)
+    from jal_trainer.data.wrench import load_wrench_folder
+
+    label_file = find_data_file(path, subdir=f"wrench/{name}", filename="label.json", what=f"WRENCH {name}",
+                                allow_file=False)
+    return load_wrench_folder(label_file.parent, mark=False).remove_columns("id")
 
 
 def tokenize_dataset(
@@ -190,6 +179,7 @@ def tokenize_dataset(
     tokenizer: Any,
     *,
     text_column: str = "text",
+    text_pair_column: str | None = None,
     max_length: int = 128,
     keep_text: bool = False,
 ) -> datasets.DatasetDict | datasets.Dataset:
@@ -197,7 +187,8 @@ def tokenize_dataset(
 
     Padding is left to ``DataCollatorWithPadding`` (per batch). All other columns (``label``,
     ``weak_labels``, ``clean_label``, ...) are kept; the raw text is dropped unless
-    ``keep_text``, so a collator never meets strings.
+    ``keep_text``, so a collator never meets strings. With ``text_pair_column`` the two texts
+    are encoded as a pair (``[CLS] a [SEP] b [SEP]`` for BERT-like tokenizers).
 
     Example:
         >>> from transformers import AutoTokenizer
@@ -208,10 +199,34 @@ def tokenize_dataset(
     """
     columns = dds.column_names
     present = columns if isinstance(columns, list) else [c for cols in columns.values() for c in cols]
-    if text_column not in present:
-        raise ValueError(f"text column {text_column!r} not found (columns: {columns}); pass text_column=.")
+    for name, option in ((text_column, "text_column"), (text_pair_column, "text_pair_column")):
+        if name is not None and name not in present:
+            raise ValueError(f"text column {name!r} not found (columns: {columns}); pass {option}=.")
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        return tokenizer(batch[text_column], truncation=True, max_length=max_length)
+        pair = batch[text_pair_column] if text_pair_column else None
+        return tokenizer(batch[text_column], pair, truncation=True, max_length=max_length)
 
-    return dds.map(encode, batched=True, remove_columns=[] if keep_text else [text_column], desc="Tokenising")
+    texts = [c for c in (text_column, text_pair_column) if c]
+    return dds.map(encode, batched=True, remove_columns=[] if keep_text else texts, desc="Tokenising")
+
+
+def join_text_pairs(dds: datasets.DatasetDict, text_column: str, text_pair_column: str | None,
+                    tokenizer: Any) -> tuple[datasets.DatasetDict, str]:
+    """One text per row for encoders that embed a single text: ``a <sep> b`` in ``text_column``.
+
+    Returns the data set (the pair column removed) and the column to embed; unchanged without a pair.
+
+    Example:
+        >>> dds = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"a": ["x"], "b": ["y"]})})
+        >>> join_text_pairs(dds, "a", "b", type("T", (), {"sep_token": "[SEP]"})())[0]["train"]["a"][:]
+        ['x [SEP] y']
+    """
+    if not text_pair_column:
+        return dds, text_column
+    sep = f" {getattr(tokenizer, 'sep_token', None) or '|'} "
+    joined = dds.map(
+        lambda b: {text_column: [x + sep + y for x, y in zip(b[text_column], b[text_pair_column])]},
+        batched=True, remove_columns=[text_pair_column], desc="Joining text pairs",
+    )
+    return joined, text_column
