@@ -202,13 +202,15 @@ def test_epoch_probabilities_are_the_mean_of_every_epochs_softmax(tmp_path: Path
     np.testing.assert_allclose(result.probs, callback.mean_probabilities)
     assert result.report is not None and 0.0 <= result.report["f1"] <= 1.0
 
-    # resuming at or after the saved epoch goes on from the saved sum; from an earlier one, starts over
+    # resuming at the saved epoch goes on from the saved sum; one epoch earlier, the last epoch is
+    # taken back out of the sum (the average is reconciled, not restarted)
     resumed = EpochProbabilitiesCallback(trainer, data)
     resumed.on_train_begin(args, TrainerState(global_step=30, epoch=3.0), trainer.control)
     assert resumed.epochs_seen == 3
     np.testing.assert_allclose(resumed.mean_probabilities, expected, atol=1e-6)
-    resumed.on_train_begin(args, TrainerState(global_step=20, epoch=2.0), trainer.control)
-    assert resumed.epochs_seen == 0
+    resumed.on_train_begin(args, TrainerState(global_step=25, epoch=2.5), trainer.control)
+    assert resumed.epochs_seen == 2
+    np.testing.assert_allclose(resumed.mean_probabilities, np.mean(recorder.per_epoch[:2], axis=0), atol=1e-6)
 
 
 def test_memorisation_callback_averages_probabilities_from_its_own_pass(run) -> None:

@@ -291,6 +291,12 @@ def test_card_command_through_the_cli(trained: dict[str, Any], tmp_path: Path) -
     out = tmp_path / "model_cards" / "x.md"
     assert main(["card", str(trained["run"]), "--out", str(out), "--model-name", "x"]) == 0
     assert ModelCard.load(out).data.model_name == "x"
+    # an existing card is not replaced without --overwrite
+    out.write_text("my notes")
+    assert main(["card", str(trained["run"]), "--out", str(out), "--model-name", "y"]) == 2
+    assert out.read_text() == "my notes"
+    assert main(["card", str(trained["run"]), "--out", str(out), "--model-name", "y", "--overwrite"]) == 0
+    assert ModelCard.load(out).data.model_name == "y"
 
 
 # ---- pushes -------------------------------------------------------------------------------------

@@ -92,7 +92,9 @@ RECIPE_CLASSES = (DataArguments, ModelArguments, JALConfig)
 
 def make_parser() -> HfArgumentParser:
     """The `jal train` parser: ``--config recipe.yaml`` plus every field as a flag."""
-    parser = HfArgumentParser(RECIPE_CLASSES, description="Train a classifier on noisy labels from a YAML recipe.")
+    # allow_abbrev=False: `--loss_typ ce` must not silently mean --loss_type
+    parser = HfArgumentParser(RECIPE_CLASSES, description="Train a classifier on noisy labels from a YAML recipe.",
+                              allow_abbrev=False)
     parser.add_argument("--config", type=str, default=None, help="YAML recipe; its keys are the flags' names.")
     return parser
 

@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 MEMORISATION_JSON = "memorisation.json"
 MEMORISATION_PNG = "memorisation.png"
@@ -142,6 +143,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
         self.save = save
         self.probability_sum: np.ndarray | None = None
         self.epochs_seen = 0
+        self._last: np.ndarray | None = None  # the latest epoch's probabilities, to step a saved sum back
+        self.resume_checkpoint: str | None = None  # set by `jal train` when it resumes
 
     def bind(self, trainer: Any) -> EpochProbabilitiesCallback:
         """Attach to ``trainer`` (and register with it, unless already registered); return ``self``."""
@@ -165,14 +168,22 @@ class EpochProbabilitiesCallback(TrainerCallback):
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: Any) -> None:
-        """Start from nothing, or from the saved sum when resuming at or after the epoch it was saved."""
-        self.probability_sum, self.epochs_seen = None, 0
-        path = self._dir(args) / EPOCH_PROBABILITIES
-        if state.global_step > 0 and path.is_file():
-            saved = np.load(path)
-            # resuming from an earlier checkpoint: the saved sum holds epochs that will be redone
-            if int(saved["epochs"]) <= round(float(state.epoch or 0.0)) and len(saved["sum"]) == len(self.dataset):
-                self.probability_sum, self.epochs_seen = saved["sum"].astype(np.float32), int(saved["epochs"])
+        """Start from nothing, or, when resuming, from the sum saved with the checkpoint (reconciled)."""
+        self.probability_sum, self.epochs_seen, self._last = None, 0, None
+        self._restore_records(args, state)
+        if state.global_step == 0:
+            return
+        from jal_trainer.epoch_state import completed_epochs, restore
+
+        saved = restore(self._checkpoint(args, state), self._dir(args) / EPOCH_PROBABILITIES, state,
+                        rows=len(self.dataset))
+        if saved is not None:
+            self.probability_sum, self.epochs_seen, self._last = saved
+        done, at_boundary = completed_epochs(state)
+        if at_boundary and self.epochs_seen == done - 1 and self.trainer is not None:
+            # The checkpoint was saved on the epoch's last step, before the epoch-end pass; the
+            # weights loaded now are that epoch's final ones, so the missed pass is redone exactly.
+            self._predict_epoch(args, state)
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
@@ -181,18 +192,44 @@ class EpochProbabilitiesCallback(TrainerCallback):
             raise ValueError(
                 f"{type(self).__name__} has no trainer: pass it to the constructor or call bind(trainer)."
             )
+        self._predict_epoch(args, state)
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                **kwargs: Any) -> None:
+        """Save the running sum inside the checkpoint, so that a resume continues the same average."""
+        if self.save and state.is_world_process_zero:
+            from jal_trainer.epoch_state import save
+
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():  # written even with no epoch yet: "0 epochs" is exact too
+                total = self.probability_sum if self.probability_sum is not None else np.zeros((len(self.dataset), 0))
+                save(folder / EPOCH_PROBABILITIES, total, self.epochs_seen, self._last)
+
+    def _predict_epoch(self, args: TrainingArguments, state: TrainerState) -> None:
+        from jal_trainer.epoch_state import save
         from jal_trainer.label_issues import softmax, trainer_logits
 
         start = time.perf_counter()
         logits = trainer_logits(self.trainer, self.dataset)
         probs = softmax(logits).astype(np.float32)
         self.probability_sum = probs if self.probability_sum is None else self.probability_sum + probs
+        self._last = probs
         self.epochs_seen += 1
         if self.save and state.is_world_process_zero:
-            out = self._dir(args)
-            out.mkdir(parents=True, exist_ok=True)
-            np.savez(out / EPOCH_PROBABILITIES, sum=self.probability_sum, epochs=np.int64(self.epochs_seen))
+            save(self._dir(args) / EPOCH_PROBABILITIES, self.probability_sum, self.epochs_seen, probs)
         self._record_epoch(logits, args, state, seconds=time.perf_counter() - start)
+
+    def _checkpoint(self, args: TrainingArguments, state: TrainerState) -> Path | None:
+        """The checkpoint this run resumed from: as `jal train` set it, else where the Trainer saves them."""
+        if self.resume_checkpoint:
+            return Path(self.resume_checkpoint)
+        resume = getattr(args, "resume_from_checkpoint", None)
+        if resume and Path(resume).is_dir():
+            return Path(resume)
+        return Path(args.output_dir or ".") / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
+    def _restore_records(self, args: TrainingArguments, state: TrainerState) -> None:
+        """Hook for subclasses: reload what they recorded up to the checkpoint."""
 
     def _record_epoch(self, logits: np.ndarray, args: TrainingArguments, state: TrainerState, *,
                       seconds: float) -> None:
@@ -241,10 +278,8 @@ class MemorisationCallback(EpochProbabilitiesCallback):
 
     # ---- events ------------------------------------------------------------------------------------
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:
+    def _restore_records(self, args: TrainingArguments, state: TrainerState) -> None:
         """Start from the rows already written when resuming from a checkpoint, else from none."""
-        super().on_train_begin(args, state, control, **kwargs)
         path = self._dir(args) / MEMORISATION_JSON
         if state.global_step > 0 and path.is_file():
             from jal_trainer.report import read_memorisation

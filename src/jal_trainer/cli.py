@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# What the library raises for bad input (a missing file is an OSError, a bad value a ValueError).
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, LookupError)
+
+
 def usage() -> str:
     lines = ["usage: jal <command> [options]", "", "commands:"]
     lines += [f"  {name:<8} {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -42,9 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(COMMANDS[command][0])
     entry = getattr(module, f"{command}_main", None) or module.main
+    from jal_trainer.run_safety import TrainingInterrupted
+
     try:
         result = entry(rest)
-    except ValueError as err:  # configuration mistakes: one clear line, no traceback
+    except TrainingInterrupted as stop:  # Ctrl-C / SIGTERM: a checkpoint was saved
+        print(f"jal {command}: {stop}", file=sys.stderr)
+        return stop.exit_code
+    except USER_ERRORS as err:  # mistakes in the input: one clear line, no traceback
         print(f"jal {command}: error: {err}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0

@@ -41,6 +41,10 @@ class JALConfig(TrainingArguments):
     output_dir: str | None = field(
         default="jal_output", metadata={"help": "Where checkpoints, the model, metrics and the card are written."}
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the run already in output_dir (jal train refuses a non-empty output_dir otherwise)."},
+    )
     loss_type: str = field(
         default="jal-ce",
         metadata={"help": "Loss to optimise: a name of jal_trainer.LOSS_NAMES, e.g. jal-ce, jal-fl, ce, nce+rce."},

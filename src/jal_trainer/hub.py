@@ -837,7 +837,8 @@ def learning_curve_png(log_history: Sequence[Mapping[str, Any]], title: str = ""
 
 
 def render_card(
-    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, **overrides: Any
+    run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *, overwrite: bool = False,
+    **overrides: Any,
 ) -> Path:
     """Write the model card of a finished run; also write its learning curve into the run folder.
 
@@ -845,14 +846,23 @@ def render_card(
         run_dir: the run's ``output_dir``.
         out: where to write the card (default ``<run_dir>/README.md``). A card written elsewhere
             (``model_cards/NAME.md``) gets a copy of the plot beside it, ``NAME.png``.
+        overwrite: replace an existing file at ``out`` (without it, only a card that jal-trainer
+            wrote as the run's own ``README.md`` is replaced).
         **overrides: `JALCardData` fields (``model_name``, ``repo_id``, ``license``, ...).
 
     Returns:
         The card's path.
+
+    Raises:
+        FileExistsError: ``out`` exists and ``overwrite`` is False.
     """
     run = Path(run_dir)
     data = JALCardData.from_run(run, **overrides)
     target = Path(out) if out is not None else run / "README.md"
+    if target.exists() and not overwrite and not _own_card(target, run):
+        raise FileExistsError(
+            f"{os.fspath(target)!r} already exists. Pass --overwrite to replace it, or another --out path."
+        )
     plotted = write_learning_curve(data.log_history, run / LEARNING_CURVE, data.model_name)
     data.learning_curve = LEARNING_CURVE if plotted else None
     if target.resolve().parent != run.resolve():
@@ -864,6 +874,13 @@ def render_card(
     return target
 
 
+def _own_card(target: Path, run: Path) -> bool:
+    """True for the run's README.md when jal-trainer wrote it (regenerating it loses nothing)."""
+    if target.resolve() != (run / "README.md").resolve() or not target.is_file():
+        return False
+    return CARD_MARKER in target.read_text(encoding="utf-8", errors="replace")
+
+
 def _copy_beside(source: Path, card: Path, suffix: str) -> str:
     destination = card.with_name(card.stem + suffix)
     shutil.copyfile(source, destination)
@@ -872,12 +889,14 @@ def _copy_beside(source: Path, card: Path, suffix: str) -> str:
 
 def make_card_parser() -> argparse.ArgumentParser:
     """The ``jal card`` parser."""
-    parser = argparse.ArgumentParser(prog="jal card", description="Render the model card of a finished jal train run.")
+    parser = argparse.ArgumentParser(prog="jal card", description="Render the model card of a finished jal train run.",
+                                     allow_abbrev=False)
     parser.add_argument("output_dir", help="The run folder (the output_dir of `jal train`).")
     parser.add_argument("--out", default=None, help="Card path, e.g. model_cards/NAME.md (default: in output_dir).")
     parser.add_argument("--model-name", default=None, help="Name in the card and its model-index (default: folder).")
     parser.add_argument("--repo-id", default=None, help="Hub repo the model is or will be at, for the usage snippet.")
     parser.add_argument("--license", default=None, help="License id for the card metadata, e.g. apache-2.0.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing file at --out.")
     return parser
 
 
@@ -885,7 +904,7 @@ def card_main(argv: list[str] | None = None) -> int:
     """``jal card <output_dir> [--out model_cards/NAME.md]``."""
     args = make_card_parser().parse_args(argv)
     overrides = _cli_overrides(args)
-    path = render_card(args.output_dir, args.out, **overrides)
+    path = render_card(args.output_dir, args.out, overwrite=args.overwrite, **overrides)
     print(f"Model card written to {path}")
     return 0
 
@@ -1029,7 +1048,8 @@ def push_run(
 
 def make_push_parser() -> argparse.ArgumentParser:
     """The ``jal push`` parser."""
-    parser = argparse.ArgumentParser(prog="jal push", description="Push a finished `jal train` run to the Hub.")
+    parser = argparse.ArgumentParser(prog="jal push", description="Push a finished `jal train` run to the Hub.",
+                                     allow_abbrev=False)
     parser.add_argument("output_dir", help="The run folder (the output_dir of `jal train`).")
     parser.add_argument("--repo-id", required=True, help="Model repo on the Hub, user/name (created if missing).")
     parser.add_argument("--token", default=None, help="Write token (default: HF_TOKEN or the `hf auth login` one).")

@@ -40,12 +40,22 @@ REAL_NOISE = ("column", "majority-vote")
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Entry point of ``jal train``: parse the recipe and run it."""
     data_args, model_args, train_args = parse_recipe(argv)
-    return run(data_args, model_args, train_args)
+    command = ["jal", "train", *(sys.argv[1:] if argv is None else argv)]
+    return run(data_args, model_args, train_args, command=command)
 
 
-def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -> dict[str, float]:
-    """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
+def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *,
+        command: list[str] | None = None) -> dict[str, float]:
+    """Train one model as the recipe says and return its final metrics (``test_accuracy`` included).
+
+    Refuses a non-empty ``output_dir`` unless ``overwrite_output_dir`` is set or the run resumes
+    (``resume_from_checkpoint``: a path, or ``true`` for the last checkpoint). Ctrl-C or SIGTERM
+    saves a checkpoint and raises `TrainingInterrupted`, whose message is the resume command.
+    """
+    from jal_trainer.run_safety import InterruptCallback, prepare_output_dir, stop_on_signals
+
     _check_before_loading(data_args, model_args)
+    resume = prepare_output_dir(args, model_args.model)
     set_seed(args.seed)
     dataset = load_data(data_args)
     dataset, report = apply_noise(dataset, data_args)
@@ -64,7 +74,11 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     for callback in parts.get("callbacks") or []:
         if hasattr(callback, "bind"):
             callback.bind(trainer)
-    train_output = trainer.train()
+        callback.resume_checkpoint = resume
+    interrupt = InterruptCallback(command)
+    trainer.add_callback(interrupt)  # last: it stops training after the others saved their state
+    with stop_on_signals(interrupt):
+        train_output = trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate(metric_key_prefix="test")
     result = {k.removeprefix("test_"): v for k, v in metrics.items()}
     result = {"test_accuracy": result.pop("accuracy"), **{f"test_{k}": v for k, v in result.items()}}
