@@ -371,8 +371,13 @@ def _label_arrays(dataset: Any, label_column: str, clean_column: str) -> tuple[n
                 f"the given and the clean labels: pass the dataset made by add_label_noise or set {role}= to the "
                 "right column."
             )
-    labels = np.asarray(source[label_column], dtype=np.int64)
-    clean = np.asarray(source[clean_column], dtype=np.int64)
+    if columns is not None:  # Arrow columns, read at once (not row by row)
+        from jal_trainer.label_issues import column_array
+
+        labels, clean = (column_array(dataset, c).astype(np.int64) for c in (label_column, clean_column))
+    else:
+        labels = np.asarray(source[label_column], dtype=np.int64)
+        clean = np.asarray(source[clean_column], dtype=np.int64)
     if labels.shape != clean.shape or len(labels) != len(dataset):
         raise ValueError(f"{label_column} and {clean_column} must hold one label per row ({len(dataset)} rows).")
     return labels, clean

@@ -465,7 +465,7 @@ def find_label_issues(
     inputs = dataset if predict_dataset is None else predict_dataset
     probs = _probabilities(source, inputs, batch_size=batch_size, collate_fn=collate_fn,
                            exclude=(label_column, clean_label_column, noisy_column))
-    labels = np.asarray(dataset[label_column], dtype=np.int64)
+    labels = column_array(dataset, label_column).astype(np.int64, copy=False)
     if len(probs) != len(labels):
         raise ValueError(
             f"Got {len(probs)} predictions for {len(labels)} rows: predict_dataset must hold the same rows, in order."
@@ -475,7 +475,7 @@ def find_label_issues(
     truly_wrong = _known_wrong(dataset, labels, clean_label_column, noisy_column)
     report = issue_report(issues, truly_wrong) if truly_wrong is not None else None
     out = dataset.remove_columns([c for c in (SCORE_COLUMN, ISSUE_COLUMN) if c in dataset.column_names])
-    out = out.add_column(SCORE_COLUMN, scores.tolist()).add_column(ISSUE_COLUMN, issues.tolist())
+    out = out.add_column(SCORE_COLUMN, scores).add_column(ISSUE_COLUMN, issues)
     return LabelIssues(dataset=out, scores=scores, issues=issues, probs=probs, rule=rule, report=report,
                        seconds=seconds)
 
@@ -500,10 +500,26 @@ def _probabilities(source: Any, dataset: Any, **kwargs: Any) -> np.ndarray:
 
 def _known_wrong(dataset: Any, labels: np.ndarray, clean_column: str, noisy_column: str) -> np.ndarray | None:
     if clean_column in dataset.column_names:
-        return labels != np.asarray(dataset[clean_column], dtype=np.int64)
+        return labels != column_array(dataset, clean_column).astype(np.int64, copy=False)
     if noisy_column in dataset.column_names:
-        return np.asarray(dataset[noisy_column], dtype=bool)
+        return column_array(dataset, noisy_column).astype(bool, copy=False)
     return None
+
+
+def column_array(dataset: Any, column: str) -> np.ndarray:
+    """One column of a `datasets.Dataset` as a numpy array, read from Arrow in one call.
+
+    ``np.asarray(dataset[column])`` iterates row by row (seconds for 200,000 rows); the numpy
+    format reads the Arrow buffer at once and honours a ``select``/``shuffle`` indices mapping.
+
+    Example:
+        >>> from datasets import Dataset
+        >>> column_array(Dataset.from_dict({"label": [2, 0, 1]}).select([2, 0]), "label").tolist()
+        [1, 2]
+    """
+    if hasattr(dataset, "with_format"):
+        return dataset.with_format("numpy", columns=[column])[:][column]
+    return np.asarray(dataset[column])
 
 
 __all__ = [
@@ -513,6 +529,7 @@ __all__ = [
     "SCORE_COLUMN",
     "LabelIssues",
     "class_balanced_probs",
+    "column_array",
     "confident_joint",
     "find_label_issues",
     "issue_report",

@@ -318,7 +318,7 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
     ``label``, ``label_issue_score``, ``is_label_issue`` (and ``clean_label`` when known).
     """
     from jal_trainer.callbacks import EpochProbabilitiesCallback
-    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, find_label_issues
+    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, column_array, find_label_issues
 
     source = next((c for c in callbacks if isinstance(c, EpochProbabilitiesCallback) and c.epochs_seen), None)
     if source is None:
@@ -326,11 +326,11 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
         return None
     found = find_label_issues(source, train, label_column=LABEL, rule=data.label_issue_rule)
     columns = [c for c in (LABEL, CLEAN_LABEL_COLUMN, SCORE_COLUMN, ISSUE_COLUMN) if c in found.dataset.column_names]
-    table = found.dataset.select_columns(columns).add_column("index", list(range(len(found.dataset))))
+    table = found.dataset.select_columns(columns).add_column("index", np.arange(len(found.dataset)))
     table = table.select_columns(["index", *columns])
     table.to_csv(str(out / "label_issues.csv"), index=False)
     top = np.argsort(-found.scores, kind="stable")[:20]
-    given = np.asarray(train[LABEL])
+    given = column_array(train, LABEL)
     summary = {
         "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
         "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
