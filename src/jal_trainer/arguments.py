@@ -139,4 +139,22 @@ def _read_recipe(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else " Run `jal train --help` for the valid fields."
             raise ValueError(f"Unknown field {key!r} in recipe {path}.{hint}")
-    return recipe
+    actions = {action.dest: action for action in parser._actions}
+    return {key: _recipe_value(key, value, actions[key], path) for key, value in recipe.items()}
+
+
+def _recipe_value(key: str, value: Any, action: Any, path: Path) -> Any:
+    """A YAML value checked like a command-line one: a scalar field gets one value of its type."""
+    if value is None or action.nargs not in (None, "?"):
+        return value
+    if isinstance(value, (list, dict)):
+        raise ValueError(
+            f"Field {key!r} in recipe {path} takes one value, got {value!r}. Write it as {key}: "
+            f"{value[0] if isinstance(value, list) and value else '<value>'} (one run per recipe)."
+        )
+    if action.type in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        try:
+            return action.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Field {key!r} in recipe {path} must be a number, got {value!r}.") from None
+    return value

@@ -12,8 +12,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import platform
-import warnings
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -123,17 +123,54 @@ def _check_text_model(name_or_path: str) -> None:
     path = resolve_path(name_or_path)
     source = str(path) if path.exists() else name_or_path
     try:
-        config = AutoConfig.from_pretrained(source)
+        # the local cache first: an unknown name must not wait for the Hub's retries
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable checkpoint path or Hub id "
-            f"({err.__class__.__name__}). Fix the model field."
-        ) from err
+        if path.exists() or _offline():
+            raise ValueError(
+                f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable local checkpoint "
+                f"({err.__class__.__name__}).{_did_you_mean(name_or_path)} Fix the model field."
+            ) from err
+        try:
+            config = AutoConfig.from_pretrained(source)
+        except (OSError, ValueError) as err2:
+            raise ValueError(
+                f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable checkpoint path or "
+                f"Hub id ({err2.__class__.__name__}).{_did_you_mean(name_or_path)} Fix the model field."
+            ) from err2
     if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
         raise ValueError(
             f"model={name_or_path!r} (model_type {config.model_type!r}) has no sequence-classification head in "
             "transformers. Choose a model field whose architecture has one (BERT, RoBERTa, MiniLM, ...)."
         )
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("TRANSFORMERS_OFFLINE", "").upper() in ("1", "ON", "YES",
+                                                                                                    "TRUE")
+
+
+def _did_you_mean(name: str) -> str:
+    """`` Did you mean 'x'?`` among the vision models, the shared models and the cached Hub models."""
+    import difflib
+
+    from jal_trainer.paths import shared_dir
+
+    known = list(VISION_MODELS)
+    models = shared_dir() / "models"
+    if models.is_dir():
+        known += [f"${{shared}}/models/{p.name}" for p in models.iterdir() if p.is_dir()]
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        known += [repo.repo_id for repo in scan_cache_dir().repos if repo.repo_type == "model"]
+    except Exception:  # no cache yet (CacheNotFound) or an unreadable one: suggest from the rest
+        pass
+    tails = {k.rsplit("/", 1)[-1].lower(): k for k in known}
+    close = difflib.get_close_matches(name.rsplit("/", 1)[-1].lower(), list(tails), n=1, cutoff=0.5)
+    return f" Did you mean {tails[close[0]]!r}?" if close else ""
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -165,20 +202,7 @@ def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict,
         kwargs = {"features": _features_for_instance_noise(dataset["train"])} if data.noise_type == "instance" else {}
         dataset = add_label_noise(dataset, data.noise_type, data.noise_rate, seed=data.noise_seed,
                                   splits=["train"], sampler=data.noise_sampler, **kwargs)
-    report = noise_report(dataset["train"])
-    _warn_if_noise_unrealised(data, report.noise_rate)
-    return dataset, report
-
-
-def _warn_if_noise_unrealised(data: DataArguments, realised: float) -> None:
-    """The exact sampler floors T[i, j] * n_i: with many small classes it may flip almost nothing."""
-    if data.noise_type in SYNTHETIC_NOISE and data.noise_rate > 0 and realised < 0.5 * data.noise_rate:
-        warnings.warn(
-            f"Requested {data.noise_type} noise {data.noise_rate} but only {realised:.1%} of the training labels "
-            f"changed: the '{data.noise_sampler}' sampler flips floor(T[i, j] * n_i) samples per class pair, which "
-            "is 0 when classes are small. Set noise_sampler to 'iid' to draw each label from its row instead.",
-            stacklevel=2,
-        )
+    return dataset, noise_report(dataset["train"])  # add_label_noise warns when the rate is not realised
 
 
 def labels_digest(labels: Any) -> str:
