@@ -88,7 +88,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                      save_strategy="no", learning_rate=0.1, report_to=[], use_cpu=True, seed=0)  # fmt: skip
     trainer = _Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=train,
                        eval_dataset=test, processing_class=tokenizer, compute_metrics=compute_metrics_fn())  # fmt: skip
-    trainer.add_callback(MemorisationCallback(trainer, train, label_column="labels"))  # memorisation.json
+    trainer.add_callback(MemorisationCallback(train, trainer=trainer, label_column="labels"))  # memorisation.json
     trainer.train()
     test_accuracy = trainer.evaluate(metric_key_prefix="test")["test_accuracy"]
     noisy_accuracy = trainer.evaluate(train, metric_key_prefix="noisy")["noisy_accuracy"]  # labels = noisy ones

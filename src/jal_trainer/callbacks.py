@@ -38,12 +38,10 @@ callback therefore records the row at ``on_epoch_end`` and fills ``test_accuracy
 Example:
     >>> from jal_trainer.callbacks import MemorisationCallback
     >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, eval_dataset=clean_test)  # doctest: +SKIP
-    >>> trainer.add_callback(MemorisationCallback(trainer, noisy_train))  # doctest: +SKIP
-    >>> trainer.train()  # doctest: +SKIP
-    >>> # or, when the callbacks are passed to the constructor:
-    >>> callback = MemorisationCallback(None, noisy_train)  # doctest: +SKIP
+    >>> callback = MemorisationCallback(noisy_train)  # doctest: +SKIP
     >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, callbacks=[callback])  # doctest: +SKIP
-    >>> callback.bind(trainer)  # doctest: +SKIP
+    >>> trainer.train()  # JALTrainer hands itself to the callback: no bind step  # doctest: +SKIP
+    >>> # with a plain transformers.Trainer: MemorisationCallback(noisy_train, trainer=trainer)
 """
 
 from __future__ import annotations
@@ -121,7 +119,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
     run resumed from its last checkpoint goes on averaging.
 
     Args:
-        trainer: the `transformers.Trainer` to predict with, or ``None`` and call `bind` later.
+        trainer: the `transformers.Trainer` to predict with; leave it out when the callback is passed
+            to a `JALTrainer`, which hands itself over.
         train_eval_dataset: the training rows as the Trainer reads them, without augmentation, in
             a fixed order: a `datasets.Dataset`, or a `jal_trainer.data.DeviceImageDataset` built
             with ``augment=False``.
@@ -129,13 +128,13 @@ class EpochProbabilitiesCallback(TrainerCallback):
         save: write ``epoch_probabilities.npz``.
 
     Example:
-        >>> callback = EpochProbabilitiesCallback(None, noisy_train)  # doctest: +SKIP
+        >>> callback = EpochProbabilitiesCallback(noisy_train)  # doctest: +SKIP
         >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, callbacks=[callback])  # doctest: +SKIP
-        >>> callback.bind(trainer); trainer.train()  # doctest: +SKIP
+        >>> trainer.train()  # doctest: +SKIP
         >>> find_label_issues(callback, noisy_train).dataset  # doctest: +SKIP
     """
 
-    def __init__(self, trainer: Any, train_eval_dataset: Any, *, output_dir: str | Path | None = None,
+    def __init__(self, train_eval_dataset: Any, *, trainer: Any = None, output_dir: str | Path | None = None,
                  save: bool = True) -> None:
         self.trainer = trainer
         self.dataset = train_eval_dataset
@@ -145,13 +144,6 @@ class EpochProbabilitiesCallback(TrainerCallback):
         self.epochs_seen = 0
         self._last: np.ndarray | None = None  # the latest epoch's probabilities, to step a saved sum back
         self.resume_checkpoint: str | None = None  # set by `jal train` when it resumes
-
-    def bind(self, trainer: Any) -> EpochProbabilitiesCallback:
-        """Attach to ``trainer`` (and register with it, unless already registered); return ``self``."""
-        self.trainer = trainer
-        if self not in trainer.callback_handler.callbacks:
-            trainer.add_callback(self)
-        return self
 
     @property
     def mean_probabilities(self) -> np.ndarray:
@@ -190,7 +182,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
         """Predict on the training rows (a collective: every process) and record the epoch."""
         if self.trainer is None:
             raise ValueError(
-                f"{type(self).__name__} has no trainer: pass it to the constructor or call bind(trainer)."
+                f"{type(self).__name__} has no trainer: pass it to a JALTrainer's callbacks=, or give trainer= "
+                "when the trainer is a plain transformers.Trainer."
             )
         self._predict_epoch(args, state)
 
@@ -207,7 +200,7 @@ class EpochProbabilitiesCallback(TrainerCallback):
 
     def _predict_epoch(self, args: TrainingArguments, state: TrainerState) -> None:
         from jal_trainer.epoch_state import save
-        from jal_trainer.label_issues import softmax, trainer_logits
+        from jal_trainer.predictions import softmax, trainer_logits
 
         start = time.perf_counter()
         logits = trainer_logits(self.trainer, self.dataset)
@@ -247,8 +240,7 @@ class MemorisationCallback(EpochProbabilitiesCallback):
     """Record, each epoch, how much of the wrong training labels the model has memorised.
 
     Args:
-        trainer: the `transformers.Trainer` (e.g. `JALTrainer`) to predict with, or ``None`` and
-            call `bind` once the trainer exists.
+        trainer: the `transformers.Trainer` to predict with; leave it out with a `JALTrainer`.
         train_eval_dataset: the training rows as the Trainer reads them, without augmentation:
             model inputs, the given labels in ``label_column`` and the true ones in
             ``clean_label_column``: a `datasets.Dataset`, or a tensor data set such as
@@ -265,11 +257,11 @@ class MemorisationCallback(EpochProbabilitiesCallback):
             ``noisy_true``, ``clean_fit``, ``seconds``.
     """
 
-    def __init__(self, trainer: Any, train_eval_dataset: Any, *, label_column: str = "label",
+    def __init__(self, train_eval_dataset: Any, *, trainer: Any = None, label_column: str = "label",
                  clean_label_column: str = "clean_label", metric_key: str = "accuracy",
                  output_dir: str | Path | None = None, plot: bool = True, save_probabilities: bool = True) -> None:
         labels, clean = _label_arrays(train_eval_dataset, label_column, clean_label_column)
-        super().__init__(trainer, train_eval_dataset, output_dir=output_dir, save=save_probabilities)
+        super().__init__(train_eval_dataset, trainer=trainer, output_dir=output_dir, save=save_probabilities)
         self.labels, self.clean_labels = labels, clean
         self.metric_key = metric_key
         self.plot = plot
@@ -395,13 +387,13 @@ def memorisation_callback_for(dataset: Any, *, label_column: str = "label",
                               clean_label_column: str = "clean_label") -> MemorisationCallback | None:
     """A `MemorisationCallback` when ``dataset`` has clean labels, else ``None`` (for recipes).
 
-    Call ``callback.bind(trainer)`` once the trainer exists.
+    `JALTrainer` hands itself to the callback when it is passed in ``callbacks=``.
     """
     try:
         _label_arrays(dataset, label_column, clean_label_column)
     except ValueError:
         return None  # no clean labels: nothing to measure
-    return MemorisationCallback(None, dataset, label_column=label_column, clean_label_column=clean_label_column)
+    return MemorisationCallback(dataset, label_column=label_column, clean_label_column=clean_label_column)
 
 
 __all__ = ["EpochProbabilitiesCallback", "MemorisationCallback", "memorisation_callback_for", "memorisation_fractions"]

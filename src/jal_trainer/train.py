@@ -72,8 +72,6 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
         callbacks=parts.get("callbacks"),
     )
     for callback in parts.get("callbacks") or []:
-        if hasattr(callback, "bind"):
-            callback.bind(trainer)
         callback.resume_checkpoint = resume
     interrupt = InterruptCallback(command)
     trainer.add_callback(interrupt)  # last: it stops training after the others saved their state
@@ -312,7 +310,7 @@ def _callbacks(data: DataArguments, dataset: Any) -> list[Any]:
     rows = train.without_augmentation() if hasattr(train, "without_augmentation") else train
     callback = memorisation_callback_for(rows) if data.track_memorisation else None
     if callback is None and data.find_label_issues:
-        callback = EpochProbabilitiesCallback(None, rows)
+        callback = EpochProbabilitiesCallback(rows)
     return [callback] if callback is not None else []
 
 

@@ -169,6 +169,10 @@ class JALTrainer(ModelCardMixin, Trainer):
         if not self.label_names:
             # A plain nn.Module has no `labels` argument; without this, evaluation would drop labels.
             self.label_names = ["labels"]
+        for callback in self.callback_handler.callbacks:
+            # callbacks that predict with the trainer (EpochProbabilitiesCallback, ...) get it here
+            if hasattr(callback, "trainer") and getattr(callback, "trainer", None) is None:
+                callback.trainer = self
         self._forward_params: tuple[frozenset[str], bool] | None = None
         # running (sum active, sum passive, count) per mode ("train", "eval"), reset when logged
         self._part_sums: dict[str, torch.Tensor] = {}
