@@ -321,7 +321,10 @@ def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, a
               metrics: dict[str, float], report: Any) -> None:
     """Write the model, the resolved recipe, versions, noise report and metrics to ``output_dir``."""
     out = Path(args.output_dir)
-    trainer.save_model()
+    if model.freeze_encoder and model.model not in VISION_MODELS:
+        _save_frozen_encoder_model(trainer, model.model, out)
+    else:
+        trainer.save_model()
     trainer.save_state()
     recipe = {**asdict(data), **asdict(model), **_jsonable(args.to_dict())}
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -329,6 +332,19 @@ def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, a
     (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logger.warning(f"Clean test accuracy {metrics['test_accuracy']:.4f}; run written to {out}")
+
+
+def _save_frozen_encoder_model(trainer: JALTrainer, encoder: str, out: Path) -> None:
+    """Save encoder + pooling + trained head as one model, with the tokenizer, so the folder reads raw text."""
+    from transformers import AutoTokenizer
+
+    from jal_trainer.models.sentence import from_probe
+    from jal_trainer.paths import resolve_path
+
+    path = resolve_path(encoder)
+    source = str(path) if path.exists() else encoder
+    from_probe(trainer.accelerator.unwrap_model(trainer.model), source).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
 
 
 def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, out: Path) -> dict[str, Any] | None:

@@ -162,6 +162,14 @@ def _usage(data: JALCardData) -> str:
             f'model = AutoModelForImageClassification.from_pretrained("{repo}")\n'
             "logits = model(pixel_values=images).logits  # images: (N, C, H, W), normalised as in training"
         )
+    if data.hyperparameters.get("freeze_encoder"):  # jal_trainer.models.SentenceClassifier...: registered on import
+        return (
+            "# pip install jal-trainer  (the frozen-encoder classifier is registered by jal_trainer.models)\n"
+            "import jal_trainer.models  # noqa: F401\n"
+            "from transformers import pipeline\n\n"
+            f'classifier = pipeline("text-classification", model="{repo}")\n'
+            'classifier("an example sentence")'
+        )
     return (
         "from transformers import pipeline\n\n"
         f'classifier = pipeline("text-classification", model="{repo}")\n'
