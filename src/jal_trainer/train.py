@@ -52,6 +52,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     (``resume_from_checkpoint``: a path, or ``true`` for the last checkpoint). Ctrl-C or SIGTERM
     saves a checkpoint and raises `TrainingInterrupted`, whose message is the resume command.
     """
+    from jal_trainer.label_issues import column_array
     from jal_trainer.run_safety import InterruptCallback, prepare_output_dir, stop_on_signals
 
     _check_before_loading(data_args, model_args)
@@ -59,7 +60,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     set_seed(args.seed)
     dataset = load_data(data_args)
     dataset, report = apply_noise(dataset, data_args)
-    check_same_labels_on_every_process(dataset["train"][LABEL], args)
+    check_same_labels_on_every_process(column_array(dataset["train"], LABEL), args)
     parts = build_model_parts(model_args, data_args, dataset, args)
     trainer = JALTrainer(
         model=parts["model"],
@@ -84,8 +85,13 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     result["train_runtime"] = train_output.metrics.get("train_runtime")
     if trainer.is_world_process_zero():
         write_run(trainer, data_args, model_args, args, result, report)
+        issues = None
         if data_args.find_label_issues:
-            write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args, Path(args.output_dir))
+            issues = write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args,
+                                        Path(args.output_dir))
+        from jal_trainer.run_summary import summary_table
+
+        print(summary_table(args.output_dir, result, issues))
     return result
 
 
@@ -331,7 +337,6 @@ def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, a
     (out / "versions.json").write_text(json.dumps(package_versions(), indent=2))
     (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    logger.warning(f"Clean test accuracy {metrics['test_accuracy']:.4f}; run written to {out}")
 
 
 def _save_frozen_encoder_model(trainer: JALTrainer, encoder: str, out: Path) -> None:
@@ -377,10 +382,6 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
         "top": [{"index": int(i), "label": int(given[i]), "score": float(found.scores[i])} for i in top],
     }
     (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
-    quality = (f"; against the clean labels precision {found.report['precision']:.3f}, recall "
-               f"{found.report['recall']:.3f}, F1 {found.report['f1']:.3f}") if found.report else ""
-    logger.warning(f"Label issues: {summary['num_flagged']} of {summary['num_rows']} training labels flagged "
-                   f"({found.rule}){quality}; see {out / 'label_issues.csv'}")
     return summary
 
 
