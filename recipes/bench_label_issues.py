@@ -259,12 +259,10 @@ def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, seed: int, wa
         dataloader_num_workers=0, remove_unused_columns=task.settings["kind"] == "text", **loss,
     )
     wrapped = task.wrap(train)
-    callback = TimedMemorisation(None, wrapped, plot=False, save_probabilities=False) if watch else None
+    callback = TimedMemorisation(wrapped, plot=False, save_probabilities=False) if watch else None
     trainer = JALTrainer(model=task.make_model(), args=args, train_dataset=wrapped,
                          eval_dataset=task.wrap(task.test) if watch else None, data_collator=task.collator,
                          compute_metrics=accuracy, callbacks=[callback] if callback else None)
-    if callback:
-        callback.bind(trainer)
     watch_all = Stopwatch()
     trainer.train()
     if callback is None:

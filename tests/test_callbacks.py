@@ -65,10 +65,9 @@ def train(out: str, train_size: int = 203, epochs: int = 2, **overrides) -> tupl
                     save_strategy="no", logging_strategy="epoch", report_to=[], use_cpu=True, seed=0,
                     disable_tqdm=True, loss_type="jal-ce", loss_preset="cifar10", dataloader_num_workers=0)
     settings.update(overrides)
-    callback = MemorisationCallback(None, train_set)
+    callback = MemorisationCallback(train_set)
     trainer = JALTrainer(model=TinyNet(), args=JALConfig(**settings), train_dataset=train_set, eval_dataset=test_set,
                          compute_metrics=accuracy, callbacks=[callback])
-    callback.bind(trainer)
     trainer.train()
     return trainer, callback
 
@@ -142,7 +141,7 @@ def test_png_is_written(run) -> None:
 def test_accuracy_logged_before_the_callback_is_read_from_the_history(run) -> None:
     """The other order of events: evaluation already logged at this epoch when on_epoch_end runs."""
     trainer, callback, out = run
-    other = MemorisationCallback(trainer, callback.dataset, output_dir=out / "other", plot=False)
+    other = MemorisationCallback(callback.dataset, trainer=trainer, output_dir=out / "other", plot=False)
     state = TrainerState(epoch=3.0, log_history=[{"epoch": 2.0, "eval_accuracy": 0.1},
                                                  {"epoch": 3.0, "eval_accuracy": 0.625}])
     other.on_epoch_end(trainer.args, state, trainer.control)
@@ -183,9 +182,8 @@ def test_epoch_probabilities_are_the_mean_of_every_epochs_softmax(tmp_path: Path
     args = JALConfig(output_dir=str(tmp_path), num_train_epochs=3, per_device_train_batch_size=16, learning_rate=0.05,
                      optim="sgd", save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
                      loss_type="jal-ce", loss_preset="cifar10")
-    callback, recorder = EpochProbabilitiesCallback(None, data), SoftmaxRecorder(model, data)
+    callback, recorder = EpochProbabilitiesCallback(data), SoftmaxRecorder(model, data)
     trainer = JALTrainer(model=model, args=args, train_dataset=data, callbacks=[callback, recorder])
-    callback.bind(trainer)
     with pytest.raises(ValueError, match="No epoch"):
         callback.mean_probabilities
     trainer.train()
@@ -202,13 +200,15 @@ def test_epoch_probabilities_are_the_mean_of_every_epochs_softmax(tmp_path: Path
     np.testing.assert_allclose(result.probs, callback.mean_probabilities)
     assert result.report is not None and 0.0 <= result.report["f1"] <= 1.0
 
-    # resuming at or after the saved epoch goes on from the saved sum; from an earlier one, starts over
-    resumed = EpochProbabilitiesCallback(trainer, data)
+    # resuming at the saved epoch goes on from the saved sum; one epoch earlier, the last epoch is
+    # taken back out of the sum (the average is reconciled, not restarted)
+    resumed = EpochProbabilitiesCallback(data, trainer=trainer)
     resumed.on_train_begin(args, TrainerState(global_step=30, epoch=3.0), trainer.control)
     assert resumed.epochs_seen == 3
     np.testing.assert_allclose(resumed.mean_probabilities, expected, atol=1e-6)
-    resumed.on_train_begin(args, TrainerState(global_step=20, epoch=2.0), trainer.control)
-    assert resumed.epochs_seen == 0
+    resumed.on_train_begin(args, TrainerState(global_step=25, epoch=2.5), trainer.control)
+    assert resumed.epochs_seen == 2
+    np.testing.assert_allclose(resumed.mean_probabilities, np.mean(recorder.per_epoch[:2], axis=0), atol=1e-6)
 
 
 def test_memorisation_callback_averages_probabilities_from_its_own_pass(run) -> None:
@@ -230,7 +230,7 @@ def test_fractions_closed_form_and_bad_inputs() -> None:
 def test_missing_clean_labels_are_named() -> None:
     data = Dataset.from_dict({"x": [[0.0] * NUM_FEATURES], "label": [0]})
     with pytest.raises(ValueError, match="clean_label"):
-        MemorisationCallback(None, data)
+        MemorisationCallback(data)
     assert memorisation_callback_for(data) is None
     assert isinstance(memorisation_callback_for(make_split(4, 0.5, 0)), MemorisationCallback)
 

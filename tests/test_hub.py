@@ -15,6 +15,7 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+import yaml
 from datasets import Dataset
 from huggingface_hub import EvalResult, HfApi, ModelCard, RepoUrl
 from huggingface_hub.repocard_data import eval_results_to_model_index, model_index_to_eval_results
@@ -35,6 +36,8 @@ from jal_trainer.hub import (
     learning_curve_png,
     noisy_label_accuracy,
     render_card,
+    sanitised_recipe,
+    sanitised_versions,
 )
 from jal_trainer.callbacks import MemorisationCallback
 from jal_trainer.metrics import compute_metrics_fn
@@ -85,7 +88,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                      save_strategy="no", learning_rate=0.1, report_to=[], use_cpu=True, seed=0)  # fmt: skip
     trainer = _Trainer(model=BertForSequenceClassification(config), args=args, train_dataset=train,
                        eval_dataset=test, processing_class=tokenizer, compute_metrics=compute_metrics_fn())  # fmt: skip
-    trainer.add_callback(MemorisationCallback(trainer, train, label_column="labels"))  # memorisation.json
+    trainer.add_callback(MemorisationCallback(train, trainer=trainer, label_column="labels"))  # memorisation.json
     trainer.train()
     test_accuracy = trainer.evaluate(metric_key_prefix="test")["test_accuracy"]
     noisy_accuracy = trainer.evaluate(train, metric_key_prefix="noisy")["noisy_accuracy"]  # labels = noisy ones
@@ -291,6 +294,12 @@ def test_card_command_through_the_cli(trained: dict[str, Any], tmp_path: Path) -
     out = tmp_path / "model_cards" / "x.md"
     assert main(["card", str(trained["run"]), "--out", str(out), "--model-name", "x"]) == 0
     assert ModelCard.load(out).data.model_name == "x"
+    # an existing card is not replaced without --overwrite
+    out.write_text("my notes")
+    assert main(["card", str(trained["run"]), "--out", str(out), "--model-name", "y"]) == 2
+    assert out.read_text() == "my notes"
+    assert main(["card", str(trained["run"]), "--out", str(out), "--model-name", "y", "--overwrite"]) == 0
+    assert ModelCard.load(out).data.model_name == "y"
 
 
 # ---- pushes -------------------------------------------------------------------------------------
@@ -384,7 +393,7 @@ def test_push_offline_fails_fast_and_leaves_the_run_untouched(
 def test_push_without_token_fails_fast(
     online: None, run_copy: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr("jal_trainer.hub.get_token", lambda: None)
+    monkeypatch.setattr("jal_trainer.hub.push.get_token", lambda: None)
     before = snapshot(run_copy)
     with mock.patch.object(HfApi, "whoami", no_call("whoami")), \
          mock.patch.object(HfApi, "create_commit", no_call("create_commit")):  # fmt: skip
@@ -467,3 +476,48 @@ def test_vision_model_pushes_and_loads_back_with_the_package(online: None, tmp_p
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded(pixel_values=images).logits, model.eval()(pixel_values=images).logits)
+
+
+# ---- what a push holds ------------------------------------------------------------------------------
+
+
+def test_push_uploads_only_the_allow_list_without_local_paths(run_copy: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from jal_trainer.cli import main
+
+    (run_copy / "sub").mkdir()
+    (run_copy / "sub" / ".env").write_text("SECRET=1")
+    (run_copy / "wandb").mkdir()
+    (run_copy / "wandb" / "settings").write_text("key")
+    (run_copy / "hf_token.txt").write_text("hf_xxx")
+    recipe = yaml.safe_load((run_copy / "recipe.yaml").read_text())
+    recipe.update(output_dir=str(run_copy), model=str(MINILM), data_path="/home/me/data/trec")
+    (run_copy / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    versions = json.loads((run_copy / "versions.json").read_text())
+    (run_copy / "versions.json").write_text(json.dumps({**versions, "platform": "Linux-6.1-myhost"}))
+
+    assert main(["push", str(run_copy), "--repo-id", "me/tiny", "--dry-run"]) == 0
+    listed = {line.split()[-1]: int(line.split()[0].replace(",", ""))
+              for line in capsys.readouterr().out.splitlines()[1:-1]}
+    assert {"model.safetensors", "config.json", "tokenizer.json", "README.md", "recipe.yaml"} <= set(listed)
+    assert not {"hf_token.txt", "training_args.bin", "sub/.env", "wandb/settings"} & set(listed)
+    assert not any(name.startswith("checkpoint-") for name in listed)
+    assert listed["model.safetensors"] == (run_copy / "model.safetensors").stat().st_size
+
+    uploaded = yaml.safe_load(sanitised_recipe(run_copy))
+    text = sanitised_recipe(run_copy).decode() + sanitised_versions(run_copy).decode()
+    assert str(tmp_path) not in text and "/home/me" not in text and "myhost" not in text
+    assert uploaded["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert uploaded["data_path"] == "trec" and uploaded["output_dir"] == run_copy.name
+
+
+def test_push_refuses_a_link_that_leaves_the_run_folder(run_copy: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    (run_copy / "metrics.json").unlink()
+    (run_copy / "metrics.json").symlink_to(outside)
+    with pytest.raises(ValueError, match="outside the run folder"):
+        push_run(run_copy, "me/tiny", dry_run=True)
+    from jal_trainer.cli import main
+
+    assert main(["push", str(run_copy), "--repo-id", "me/tiny", "--dry-run"]) == 2

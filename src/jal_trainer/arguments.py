@@ -161,10 +161,46 @@ RECIPE_CLASSES = (DataArguments, ModelArguments, JALConfig)
 
 
 def make_parser() -> HfArgumentParser:
-    """The `jal train` parser: ``--config recipe.yaml`` plus every field as a flag."""
-    parser = HfArgumentParser(RECIPE_CLASSES, description="Train a classifier on noisy labels from a YAML recipe.")
-    parser.add_argument("--config", type=str, default=None, help="YAML recipe; its keys are the flags' names.")
+    """The `jal train` parser: ``--config recipe.yaml`` plus every field as a flag.
+
+    ``--help`` lists the recipe, data and noise, model and loss fields first, then the
+    `transformers.TrainingArguments` fields in their own group.
+    """
+    # allow_abbrev=False: `--loss_typ ce` must not silently mean --loss_type
+    parser = HfArgumentParser(RECIPE_CLASSES, prog="jal train", allow_abbrev=False,
+                              usage="jal train [--config RECIPE] [--FIELD VALUE ...]",
+                              description="Train a classifier on noisy labels from a YAML recipe.")
+    parser.add_argument("--config", type=str, default=None,
+                        help="YAML recipe (a path, or the name of a packaged recipe); its keys are the flags' names.")
+    _group_help(parser)
     return parser
+
+
+def _group_help(parser: HfArgumentParser) -> None:
+    """Regroup the flags for ``--help``: ours first, `TrainingArguments` last (parsing is unchanged)."""
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    inherited = {f.name for f in fields(TrainingArguments)}
+    own = {f.name for f in fields(JALConfig)} - inherited | {"overwrite_output_dir", "output_dir"}
+    titles = {
+        "recipe": ({"config"}, "A YAML recipe whose keys are these flags' names; flags override it."),
+        "data and noise": ({f.name for f in fields(DataArguments)}, None),
+        "model": ({f.name for f in fields(ModelArguments)}, None),
+        "loss and run folder": (own, None),
+        "TrainingArguments (transformers)": (inherited - own, None),
+    }
+    groups = {title: parser.add_argument_group(title, text) for title, (_, text) in titles.items()}
+    for group in list(parser._action_groups):
+        if group in groups.values():
+            continue
+        for action in list(group._group_actions):
+            target = next((groups[t] for t, (names, _) in titles.items() if action.dest in names), None)
+            if target is not None:
+                group._group_actions.remove(action)
+                target._group_actions.append(action)
+    parser._action_groups = [g for g in parser._action_groups if g._group_actions]
 
 
 def parse_recipe(argv: list[str] | None = None) -> tuple[DataArguments, ModelArguments, JALConfig]:
@@ -207,4 +243,22 @@ def _read_recipe(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else " Run `jal train --help` for the valid fields."
             raise ValueError(f"Unknown field {key!r} in recipe {path}.{hint}")
-    return recipe
+    actions = {action.dest: action for action in parser._actions}
+    return {key: _recipe_value(key, value, actions[key], path) for key, value in recipe.items()}
+
+
+def _recipe_value(key: str, value: Any, action: Any, path: Path) -> Any:
+    """A YAML value checked like a command-line one: a scalar field gets one value of its type."""
+    if value is None or action.nargs not in (None, "?"):
+        return value
+    if isinstance(value, (list, dict)):
+        raise ValueError(
+            f"Field {key!r} in recipe {path} takes one value, got {value!r}. Write it as {key}: "
+            f"{value[0] if isinstance(value, list) and value else '<value>'} (one run per recipe)."
+        )
+    if action.type in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        try:
+            return action.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"Field {key!r} in recipe {path} must be a number, got {value!r}.") from None
+    return value

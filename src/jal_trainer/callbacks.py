@@ -38,12 +38,10 @@ callback therefore records the row at ``on_epoch_end`` and fills ``test_accuracy
 Example:
     >>> from jal_trainer.callbacks import MemorisationCallback
     >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, eval_dataset=clean_test)  # doctest: +SKIP
-    >>> trainer.add_callback(MemorisationCallback(trainer, noisy_train))  # doctest: +SKIP
-    >>> trainer.train()  # doctest: +SKIP
-    >>> # or, when the callbacks are passed to the constructor:
-    >>> callback = MemorisationCallback(None, noisy_train)  # doctest: +SKIP
+    >>> callback = MemorisationCallback(noisy_train)  # doctest: +SKIP
     >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, callbacks=[callback])  # doctest: +SKIP
-    >>> callback.bind(trainer)  # doctest: +SKIP
+    >>> trainer.train()  # JALTrainer hands itself to the callback: no bind step  # doctest: +SKIP
+    >>> # with a plain transformers.Trainer: MemorisationCallback(noisy_train, trainer=trainer)
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from typing import Any
 
 import numpy as np
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 MEMORISATION_JSON = "memorisation.json"
 MEMORISATION_PNG = "memorisation.png"
@@ -120,7 +119,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
     run resumed from its last checkpoint goes on averaging.
 
     Args:
-        trainer: the `transformers.Trainer` to predict with, or ``None`` and call `bind` later.
+        trainer: the `transformers.Trainer` to predict with; leave it out when the callback is passed
+            to a `JALTrainer`, which hands itself over.
         train_eval_dataset: the training rows as the Trainer reads them, without augmentation, in
             a fixed order: a `datasets.Dataset`, or a `jal_trainer.data.DeviceImageDataset` built
             with ``augment=False``.
@@ -128,13 +128,13 @@ class EpochProbabilitiesCallback(TrainerCallback):
         save: write ``epoch_probabilities.npz``.
 
     Example:
-        >>> callback = EpochProbabilitiesCallback(None, noisy_train)  # doctest: +SKIP
+        >>> callback = EpochProbabilitiesCallback(noisy_train)  # doctest: +SKIP
         >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, callbacks=[callback])  # doctest: +SKIP
-        >>> callback.bind(trainer); trainer.train()  # doctest: +SKIP
+        >>> trainer.train()  # doctest: +SKIP
         >>> find_label_issues(callback, noisy_train).dataset  # doctest: +SKIP
     """
 
-    def __init__(self, trainer: Any, train_eval_dataset: Any, *, output_dir: str | Path | None = None,
+    def __init__(self, train_eval_dataset: Any, *, trainer: Any = None, output_dir: str | Path | None = None,
                  save: bool = True) -> None:
         self.trainer = trainer
         self.dataset = train_eval_dataset
@@ -142,13 +142,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
         self.save = save
         self.probability_sum: np.ndarray | None = None
         self.epochs_seen = 0
-
-    def bind(self, trainer: Any) -> EpochProbabilitiesCallback:
-        """Attach to ``trainer`` (and register with it, unless already registered); return ``self``."""
-        self.trainer = trainer
-        if self not in trainer.callback_handler.callbacks:
-            trainer.add_callback(self)
-        return self
+        self._last: np.ndarray | None = None  # the latest epoch's probabilities, to step a saved sum back
+        self.resume_checkpoint: str | None = None  # set by `jal train` when it resumes
 
     @property
     def mean_probabilities(self) -> np.ndarray:
@@ -165,34 +160,69 @@ class EpochProbabilitiesCallback(TrainerCallback):
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                        **kwargs: Any) -> None:
-        """Start from nothing, or from the saved sum when resuming at or after the epoch it was saved."""
-        self.probability_sum, self.epochs_seen = None, 0
-        path = self._dir(args) / EPOCH_PROBABILITIES
-        if state.global_step > 0 and path.is_file():
-            saved = np.load(path)
-            # resuming from an earlier checkpoint: the saved sum holds epochs that will be redone
-            if int(saved["epochs"]) <= round(float(state.epoch or 0.0)) and len(saved["sum"]) == len(self.dataset):
-                self.probability_sum, self.epochs_seen = saved["sum"].astype(np.float32), int(saved["epochs"])
+        """Start from nothing, or, when resuming, from the sum saved with the checkpoint (reconciled)."""
+        self.probability_sum, self.epochs_seen, self._last = None, 0, None
+        self._restore_records(args, state)
+        if state.global_step == 0:
+            return
+        from jal_trainer.epoch_state import completed_epochs, restore
+
+        saved = restore(self._checkpoint(args, state), self._dir(args) / EPOCH_PROBABILITIES, state,
+                        rows=len(self.dataset))
+        if saved is not None:
+            self.probability_sum, self.epochs_seen, self._last = saved
+        done, at_boundary = completed_epochs(state)
+        if at_boundary and self.epochs_seen == done - 1 and self.trainer is not None:
+            # The checkpoint was saved on the epoch's last step, before the epoch-end pass; the
+            # weights loaded now are that epoch's final ones, so the missed pass is redone exactly.
+            self._predict_epoch(args, state)
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                      **kwargs: Any) -> None:
         """Predict on the training rows (a collective: every process) and record the epoch."""
         if self.trainer is None:
             raise ValueError(
-                f"{type(self).__name__} has no trainer: pass it to the constructor or call bind(trainer)."
+                f"{type(self).__name__} has no trainer: pass it to a JALTrainer's callbacks=, or give trainer= "
+                "when the trainer is a plain transformers.Trainer."
             )
-        from jal_trainer.label_issues import softmax, trainer_logits
+        self._predict_epoch(args, state)
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                **kwargs: Any) -> None:
+        """Save the running sum inside the checkpoint, so that a resume continues the same average."""
+        if self.save and state.is_world_process_zero:
+            from jal_trainer.epoch_state import save
+
+            folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+            if folder.is_dir():  # written even with no epoch yet: "0 epochs" is exact too
+                total = self.probability_sum if self.probability_sum is not None else np.zeros((len(self.dataset), 0))
+                save(folder / EPOCH_PROBABILITIES, total, self.epochs_seen, self._last)
+
+    def _predict_epoch(self, args: TrainingArguments, state: TrainerState) -> None:
+        from jal_trainer.epoch_state import save
+        from jal_trainer.predictions import softmax, trainer_logits
 
         start = time.perf_counter()
         logits = trainer_logits(self.trainer, self.dataset)
         probs = softmax(logits).astype(np.float32)
         self.probability_sum = probs if self.probability_sum is None else self.probability_sum + probs
+        self._last = probs
         self.epochs_seen += 1
         if self.save and state.is_world_process_zero:
-            out = self._dir(args)
-            out.mkdir(parents=True, exist_ok=True)
-            np.savez(out / EPOCH_PROBABILITIES, sum=self.probability_sum, epochs=np.int64(self.epochs_seen))
+            save(self._dir(args) / EPOCH_PROBABILITIES, self.probability_sum, self.epochs_seen, probs)
         self._record_epoch(logits, args, state, seconds=time.perf_counter() - start)
+
+    def _checkpoint(self, args: TrainingArguments, state: TrainerState) -> Path | None:
+        """The checkpoint this run resumed from: as `jal train` set it, else where the Trainer saves them."""
+        if self.resume_checkpoint:
+            return Path(self.resume_checkpoint)
+        resume = getattr(args, "resume_from_checkpoint", None)
+        if resume and Path(resume).is_dir():
+            return Path(resume)
+        return Path(args.output_dir or ".") / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
+    def _restore_records(self, args: TrainingArguments, state: TrainerState) -> None:
+        """Hook for subclasses: reload what they recorded up to the checkpoint."""
 
     def _record_epoch(self, logits: np.ndarray, args: TrainingArguments, state: TrainerState, *,
                       seconds: float) -> None:
@@ -210,8 +240,7 @@ class MemorisationCallback(EpochProbabilitiesCallback):
     """Record, each epoch, how much of the wrong training labels the model has memorised.
 
     Args:
-        trainer: the `transformers.Trainer` (e.g. `JALTrainer`) to predict with, or ``None`` and
-            call `bind` once the trainer exists.
+        trainer: the `transformers.Trainer` to predict with; leave it out with a `JALTrainer`.
         train_eval_dataset: the training rows as the Trainer reads them, without augmentation:
             model inputs, the given labels in ``label_column`` and the true ones in
             ``clean_label_column``: a `datasets.Dataset`, or a tensor data set such as
@@ -228,11 +257,11 @@ class MemorisationCallback(EpochProbabilitiesCallback):
             ``noisy_true``, ``clean_fit``, ``seconds``.
     """
 
-    def __init__(self, trainer: Any, train_eval_dataset: Any, *, label_column: str = "label",
+    def __init__(self, train_eval_dataset: Any, *, trainer: Any = None, label_column: str = "label",
                  clean_label_column: str = "clean_label", metric_key: str = "accuracy",
                  output_dir: str | Path | None = None, plot: bool = True, save_probabilities: bool = True) -> None:
         labels, clean = _label_arrays(train_eval_dataset, label_column, clean_label_column)
-        super().__init__(trainer, train_eval_dataset, output_dir=output_dir, save=save_probabilities)
+        super().__init__(train_eval_dataset, trainer=trainer, output_dir=output_dir, save=save_probabilities)
         self.labels, self.clean_labels = labels, clean
         self.metric_key = metric_key
         self.plot = plot
@@ -241,10 +270,8 @@ class MemorisationCallback(EpochProbabilitiesCallback):
 
     # ---- events ------------------------------------------------------------------------------------
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:
+    def _restore_records(self, args: TrainingArguments, state: TrainerState) -> None:
         """Start from the rows already written when resuming from a checkpoint, else from none."""
-        super().on_train_begin(args, state, control, **kwargs)
         path = self._dir(args) / MEMORISATION_JSON
         if state.global_step > 0 and path.is_file():
             from jal_trainer.report import read_memorisation
@@ -336,8 +363,13 @@ def _label_arrays(dataset: Any, label_column: str, clean_column: str) -> tuple[n
                 f"the given and the clean labels: pass the dataset made by add_label_noise or set {role}= to the "
                 "right column."
             )
-    labels = np.asarray(source[label_column], dtype=np.int64)
-    clean = np.asarray(source[clean_column], dtype=np.int64)
+    if columns is not None:  # Arrow columns, read at once (not row by row)
+        from jal_trainer.label_issues import column_array
+
+        labels, clean = (column_array(dataset, c).astype(np.int64) for c in (label_column, clean_column))
+    else:
+        labels = np.asarray(source[label_column], dtype=np.int64)
+        clean = np.asarray(source[clean_column], dtype=np.int64)
     if labels.shape != clean.shape or len(labels) != len(dataset):
         raise ValueError(f"{label_column} and {clean_column} must hold one label per row ({len(dataset)} rows).")
     return labels, clean
@@ -355,13 +387,13 @@ def memorisation_callback_for(dataset: Any, *, label_column: str = "label",
                               clean_label_column: str = "clean_label") -> MemorisationCallback | None:
     """A `MemorisationCallback` when ``dataset`` has clean labels, else ``None`` (for recipes).
 
-    Call ``callback.bind(trainer)`` once the trainer exists.
+    `JALTrainer` hands itself to the callback when it is passed in ``callbacks=``.
     """
     try:
         _label_arrays(dataset, label_column, clean_label_column)
     except ValueError:
         return None  # no clean labels: nothing to measure
-    return MemorisationCallback(None, dataset, label_column=label_column, clean_label_column=clean_label_column)
+    return MemorisationCallback(dataset, label_column=label_column, clean_label_column=clean_label_column)
 
 
 __all__ = ["EpochProbabilitiesCallback", "MemorisationCallback", "memorisation_callback_for", "memorisation_fractions"]

@@ -41,6 +41,10 @@ class JALConfig(TrainingArguments):
     output_dir: str | None = field(
         default="jal_output", metadata={"help": "Where checkpoints, the model, metrics and the card are written."}
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace the run already in output_dir (jal train refuses a non-empty output_dir otherwise)."},
+    )
     loss_type: str = field(
         default="jal-ce",
         metadata={"help": "Loss to optimise: a name of jal_trainer.LOSS_NAMES, e.g. jal-ce, jal-fl, ce, nce+rce."},
@@ -72,7 +76,19 @@ class JALConfig(TrainingArguments):
                 f"l1_weight_decay must be >= 0, got {self.l1_weight_decay}. Use 0 to disable the L1 penalty."
             )
         # Build the loss once so that a bad name, preset or parameter fails now, not mid-run.
-        self.build_loss()
+        loss = self.build_loss()
+        params = getattr(loss, "hparams", {}) or {}
+        if params.get("alpha") == 0 and params.get("beta") == 0:
+            raise ValueError(
+                f"alpha = beta = 0 makes {self.loss_type} zero for every input, so nothing would be learnt. "
+                "Set alpha and/or beta > 0 (or drop them to use the defaults)."
+            )
+        if self.label_smoothing_factor and self.loss_type != "ce":
+            raise ValueError(
+                f"label_smoothing_factor={self.label_smoothing_factor} only applies to loss_type='ce' (cross entropy "
+                f"with label_smoothing); {self.loss_type} does not use it. Set label_smoothing_factor to 0, or "
+                "loss_type to ce."
+            )
 
     def loss_kwargs(self) -> dict[str, float]:
         """The loss hyper-parameters set explicitly (not ``None``), as keyword arguments of `build_loss`."""

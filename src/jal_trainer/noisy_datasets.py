@@ -402,7 +402,8 @@ def add_label_noise(
         batch_size=batch_size, load_from_cache_file=load_from_cache_file,
     )  # fmt: skip
     if isinstance(dataset, Dataset):
-        return _noisy_split(dataset, kind, rate, split=None, **kwargs)
+        return _warn_if_unrealised(_noisy_split(dataset, kind, rate, split=None, **kwargs), kind, rate, sampler,
+                                   flag_column)
     if not isinstance(dataset, DatasetDict):
         raise ValueError(
             f"add_label_noise takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}; "
@@ -416,8 +417,26 @@ def add_label_noise(
         raise ValueError("one feature array cannot serve several splits; pass a column name or {split: array}.")
     out = dict(dataset)
     for name in names:
-        out[name] = _noisy_split(dataset[name], kind, rate, split=name, **kwargs)
+        out[name] = _warn_if_unrealised(_noisy_split(dataset[name], kind, rate, split=name, **kwargs), kind, rate,
+                                        sampler, flag_column)
     return DatasetDict(out)
+
+
+def _warn_if_unrealised(split: Dataset, kind: Any, rate: float | None, sampler: str, flag_column: str) -> Dataset:
+    """Warn when synthetic noise changed far fewer labels than asked (the exact sampler on small classes)."""
+    if not isinstance(kind, str) or kind in ("column", "majority-vote") or not rate or len(split) == 0:
+        return split
+    import warnings
+
+    realised = float(split.with_format("numpy", columns=[flag_column])[:][flag_column].mean())
+    if realised < 0.5 * rate:
+        warnings.warn(
+            f"Requested {kind} noise {rate} but only {realised:.1%} of the labels changed: the '{sampler}' sampler "
+            "flips floor(T[i, j] * n_i) samples per class pair, which is 0 when classes are small. Pass "
+            "sampler='iid' (noise_sampler: iid in a recipe) to draw each label from its row instead.",
+            stacklevel=3,
+        )
+    return split
 
 
 def noise_report(

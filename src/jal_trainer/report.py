@@ -301,7 +301,8 @@ def _noise_markdown(noise: Mapping[str, Any]) -> str:
 
 def make_parser() -> argparse.ArgumentParser:
     """The ``jal report`` parser."""
-    parser = argparse.ArgumentParser(prog="jal report", description="Turn a finished run into its plots and tables.")
+    parser = argparse.ArgumentParser(prog="jal report", description="Turn a finished run into its plots and tables.",
+                                     allow_abbrev=False)
     parser.add_argument("run_dir", help="output_dir of a `jal train` run")
     parser.add_argument("--out", default=None, help="folder for the plots and report.md (default: the run folder)")
     parser.add_argument("--compare", nargs="+", default=[], metavar="RUN_DIR",

@@ -12,8 +12,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
 import platform
-import warnings
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -40,17 +40,28 @@ REAL_NOISE = ("column", "majority-vote")
 def main(argv: list[str] | None = None) -> dict[str, float]:
     """Entry point of ``jal train``: parse the recipe and run it."""
     data_args, model_args, train_args = parse_recipe(argv)
-    return run(data_args, model_args, train_args)
+    command = ["jal", "train", *(sys.argv[1:] if argv is None else argv)]
+    return run(data_args, model_args, train_args, command=command)
 
 
-def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -> dict[str, float]:
-    """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
+def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *,
+        command: list[str] | None = None) -> dict[str, float]:
+    """Train one model as the recipe says and return its final metrics (``test_accuracy`` included).
+
+    Refuses a non-empty ``output_dir`` unless ``overwrite_output_dir`` is set or the run resumes
+    (``resume_from_checkpoint``: a path, or ``true`` for the last checkpoint). Ctrl-C or SIGTERM
+    saves a checkpoint and raises `TrainingInterrupted`, whose message is the resume command.
+    """
+    from jal_trainer.label_issues import column_array
+    from jal_trainer.run_safety import InterruptCallback, prepare_output_dir, stop_on_signals
+
     _check_before_loading(data_args, model_args)
+    resume = prepare_output_dir(args, model_args.model)
     set_seed(args.seed)
     # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
     dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
     dataset, report = apply_noise(dataset, data_args)
-    check_same_labels_on_every_process(dataset["train"][LABEL], args)
+    check_same_labels_on_every_process(column_array(dataset["train"], LABEL), args)
     parts = build_model_parts(model_args, data_args, dataset, args)
     trainer = JALTrainer(
         model=parts["model"],
@@ -63,9 +74,11 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
         callbacks=parts.get("callbacks"),
     )
     for callback in parts.get("callbacks") or []:
-        if hasattr(callback, "bind"):
-            callback.bind(trainer)
-    train_output = trainer.train()
+        callback.resume_checkpoint = resume
+    interrupt = InterruptCallback(command)
+    trainer.add_callback(interrupt)  # last: it stops training after the others saved their state
+    with stop_on_signals(interrupt):
+        train_output = trainer.train(resume_from_checkpoint=resume)
     metrics = trainer.evaluate(parts["dataset"]["test"], metric_key_prefix="test")
     result = {k.removeprefix("test_"): v for k, v in metrics.items()}
     result = {"test_accuracy": result.pop("accuracy"), **{f"test_{k}": v for k, v in result.items()}}
@@ -73,8 +86,13 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     result["train_runtime"] = train_output.metrics.get("train_runtime")
     if trainer.is_world_process_zero():
         write_run(trainer, data_args, model_args, args, result, report)
+        issues = None
         if data_args.find_label_issues:
-            write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args, Path(args.output_dir))
+            issues = write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args,
+                                        Path(args.output_dir))
+        from jal_trainer.run_summary import summary_table
+
+        print(summary_table(args.output_dir, result, issues))
     return result
 
 
@@ -112,17 +130,54 @@ def _check_text_model(name_or_path: str) -> None:
     path = resolve_path(name_or_path)
     source = str(path) if path.exists() else name_or_path
     try:
-        config = AutoConfig.from_pretrained(source)
+        # the local cache first: an unknown name must not wait for the Hub's retries
+        config = AutoConfig.from_pretrained(source, local_files_only=True)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable checkpoint path or Hub id "
-            f"({err.__class__.__name__}). Fix the model field."
-        ) from err
+        if path.exists() or _offline():
+            raise ValueError(
+                f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable local checkpoint "
+                f"({err.__class__.__name__}).{_did_you_mean(name_or_path)} Fix the model field."
+            ) from err
+        try:
+            config = AutoConfig.from_pretrained(source)
+        except (OSError, ValueError) as err2:
+            raise ValueError(
+                f"model={name_or_path!r} is neither {', '.join(VISION_MODELS)} nor a loadable checkpoint path or "
+                f"Hub id ({err2.__class__.__name__}).{_did_you_mean(name_or_path)} Fix the model field."
+            ) from err2
     if config.model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
         raise ValueError(
             f"model={name_or_path!r} (model_type {config.model_type!r}) has no sequence-classification head in "
             "transformers. Choose a model field whose architecture has one (BERT, RoBERTa, MiniLM, ...)."
         )
+
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("TRANSFORMERS_OFFLINE", "").upper() in ("1", "ON", "YES",
+                                                                                                    "TRUE")
+
+
+def _did_you_mean(name: str) -> str:
+    """`` Did you mean 'x'?`` among the vision models, the shared models and the cached Hub models."""
+    import difflib
+
+    from jal_trainer.paths import shared_dir
+
+    known = list(VISION_MODELS)
+    models = shared_dir() / "models"
+    if models.is_dir():
+        known += [f"${{shared}}/models/{p.name}" for p in models.iterdir() if p.is_dir()]
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        known += [repo.repo_id for repo in scan_cache_dir().repos if repo.repo_type == "model"]
+    except Exception:  # no cache yet (CacheNotFound) or an unreadable one: suggest from the rest
+        pass
+    tails = {k.rsplit("/", 1)[-1].lower(): k for k in known}
+    close = difflib.get_close_matches(name.rsplit("/", 1)[-1].lower(), list(tails), n=1, cutoff=0.5)
+    return f" Did you mean {tails[close[0]]!r}?" if close else ""
 
 
 # ---- data -----------------------------------------------------------------------------------------
@@ -184,20 +239,7 @@ def apply_noise(dataset: DatasetDict, data: DataArguments) -> tuple[DatasetDict,
         kwargs = {"features": _features_for_instance_noise(dataset["train"])} if data.noise_type == "instance" else {}
         dataset = add_label_noise(dataset, data.noise_type, data.noise_rate, seed=data.noise_seed,
                                   splits=["train"], sampler=data.noise_sampler, **kwargs)
-    report = noise_report(dataset["train"])
-    _warn_if_noise_unrealised(data, report.noise_rate)
-    return dataset, report
-
-
-def _warn_if_noise_unrealised(data: DataArguments, realised: float) -> None:
-    """The exact sampler floors T[i, j] * n_i: with many small classes it may flip almost nothing."""
-    if data.noise_type in SYNTHETIC_NOISE and data.noise_rate > 0 and realised < 0.5 * data.noise_rate:
-        warnings.warn(
-            f"Requested {data.noise_type} noise {data.noise_rate} but only {realised:.1%} of the training labels "
-            f"changed: the '{data.noise_sampler}' sampler flips floor(T[i, j] * n_i) samples per class pair, which "
-            "is 0 when classes are small. Set noise_sampler to 'iid' to draw each label from its row instead.",
-            stacklevel=2,
-        )
+    return dataset, noise_report(dataset["train"])  # add_label_noise warns when the rate is not realised
 
 
 def labels_digest(labels: Any) -> str:
@@ -320,7 +362,7 @@ def _callbacks(data: DataArguments, dataset: Any) -> list[Any]:
     rows = train.without_augmentation() if hasattr(train, "without_augmentation") else train
     callback = memorisation_callback_for(rows) if data.track_memorisation else None
     if callback is None and data.find_label_issues:
-        callback = EpochProbabilitiesCallback(None, rows)
+        callback = EpochProbabilitiesCallback(rows)
     return [callback] if callback is not None else []
 
 
@@ -331,14 +373,29 @@ def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, a
               metrics: dict[str, float], report: Any) -> None:
     """Write the model, the resolved recipe, versions, noise report and metrics to ``output_dir``."""
     out = Path(args.output_dir)
-    trainer.save_model()
+    if model.freeze_encoder and model.model not in VISION_MODELS:
+        _save_frozen_encoder_model(trainer, model.model, out)
+    else:
+        trainer.save_model()
     trainer.save_state()
     recipe = {**asdict(data), **asdict(model), **_jsonable(args.to_dict())}
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     (out / "versions.json").write_text(json.dumps(package_versions(), indent=2))
     (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    logger.warning(f"Clean test accuracy {metrics['test_accuracy']:.4f}; run written to {out}")
+
+
+def _save_frozen_encoder_model(trainer: JALTrainer, encoder: str, out: Path) -> None:
+    """Save encoder + pooling + trained head as one model, with the tokenizer, so the folder reads raw text."""
+    from transformers import AutoTokenizer
+
+    from jal_trainer.models.sentence import from_probe
+    from jal_trainer.paths import resolve_path
+
+    path = resolve_path(encoder)
+    source = str(path) if path.exists() else encoder
+    from_probe(trainer.accelerator.unwrap_model(trainer.model), source).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
 
 
 def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, out: Path) -> dict[str, Any] | None:
@@ -350,7 +407,7 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
     ``label``, ``label_issue_score``, ``is_label_issue`` (and ``clean_label`` when known).
     """
     from jal_trainer.callbacks import EpochProbabilitiesCallback
-    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, find_label_issues
+    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, column_array, find_label_issues
 
     source = next((c for c in callbacks if isinstance(c, EpochProbabilitiesCallback) and c.epochs_seen), None)
     if source is None:
@@ -358,11 +415,11 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
         return None
     found = find_label_issues(source, train, label_column=LABEL, rule=data.label_issue_rule)
     columns = [c for c in (LABEL, CLEAN_LABEL_COLUMN, SCORE_COLUMN, ISSUE_COLUMN) if c in found.dataset.column_names]
-    table = found.dataset.select_columns(columns).add_column("index", list(range(len(found.dataset))))
+    table = found.dataset.select_columns(columns).add_column("index", np.arange(len(found.dataset)))
     table = table.select_columns(["index", *columns])
     table.to_csv(str(out / "label_issues.csv"), index=False)
     top = np.argsort(-found.scores, kind="stable")[:20]
-    given = np.asarray(train[LABEL])
+    given = column_array(train, LABEL)
     summary = {
         "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
         "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
@@ -371,10 +428,6 @@ def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, ou
         "top": [{"index": int(i), "label": int(given[i]), "score": float(found.scores[i])} for i in top],
     }
     (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
-    quality = (f"; against the clean labels precision {found.report['precision']:.3f}, recall "
-               f"{found.report['recall']:.3f}, F1 {found.report['f1']:.3f}") if found.report else ""
-    logger.warning(f"Label issues: {summary['num_flagged']} of {summary['num_rows']} training labels flagged "
-                   f"({found.rule}){quality}; see {out / 'label_issues.csv'}")
     return summary
 
 

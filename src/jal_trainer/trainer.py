@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 import warnings
@@ -154,7 +155,13 @@ class JALTrainer(ModelCardMixin, Trainer):
     def __init__(self, model: nn.Module | None = None, args: TrainingArguments | None = None, *,
                  loss: nn.Module | None = None, **kwargs: Any) -> None:
         args = _as_jal_config(args)
+        _check_label_column(kwargs.get("train_dataset"))
         self.loss_fn = loss if loss is not None else args.build_loss(reduction="none")
+        if args.label_smoothing_factor:
+            # honoured in the loss (cross_entropy's label_smoothing); the Trainer's own smoother is off
+            self.loss_fn = _smoothed_ce(args.label_smoothing_factor, loss)
+            args = copy.copy(args)
+            args.label_smoothing_factor = 0.0
         # Passing a compute_loss_func makes the Trainer count `num_items_in_batch` over the whole
         # optimiser step (all accumulation steps, all processes), even for a plain nn.Module.
         kwargs.setdefault("compute_loss_func", LossFunction(self.loss_fn))
@@ -163,6 +170,10 @@ class JALTrainer(ModelCardMixin, Trainer):
         if not self.label_names:
             # A plain nn.Module has no `labels` argument; without this, evaluation would drop labels.
             self.label_names = ["labels"]
+        for callback in self.callback_handler.callbacks:
+            # callbacks that predict with the trainer (EpochProbabilitiesCallback, ...) get it here
+            if hasattr(callback, "trainer") and getattr(callback, "trainer", None) is None:
+                callback.trainer = self
         self._forward_params: tuple[frozenset[str], bool] | None = None
         # running (sum active, sum passive, count) per mode ("train", "eval"), reset when logged
         self._part_sums: dict[str, torch.Tensor] = {}
@@ -294,6 +305,40 @@ def _check_datasets(model: Any, train_dataset: Any, eval_dataset: Any) -> None:
     for role, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
         if dataset is not None:
             check_trainer_dataset(dataset, role=role, num_labels=num_labels)
+
+
+class _SmoothedCE(nn.Module):
+    """Per-sample cross entropy with label smoothing (``F.cross_entropy(label_smoothing=eps)``), float32."""
+
+    name = "ce"
+
+    def __init__(self, epsilon: float) -> None:
+        super().__init__()
+        self.epsilon = epsilon
+        self.hparams = {"label_smoothing": epsilon}
+
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.float(), labels, reduction="none", ignore_index=IGNORE_INDEX,
+                                           label_smoothing=self.epsilon)
+
+
+def _smoothed_ce(epsilon: float, loss: nn.Module | None) -> nn.Module:
+    if loss is not None:
+        raise ValueError(
+            f"label_smoothing_factor={epsilon} cannot be applied to a loss= module. Set label_smoothing_factor to 0, "
+            "or drop loss= and use loss_type='ce'."
+        )
+    return _SmoothedCE(epsilon)
+
+
+def _check_label_column(dataset: Any) -> None:
+    """Fail at construction, not at the first step, when the training set has no labels."""
+    names = getattr(dataset, "column_names", None)
+    if names is not None and not {"labels", "label", "label_ids"} & set(names):
+        raise ValueError(
+            f"The training set has no label column (columns: {names}). JALTrainer reads the labels from 'labels' "
+            "(or 'label'): rename yours with dataset.rename_column(<name>, 'labels')."
+        )
 
 
 def _evaluation_prefix(logs: dict[str, float]) -> str | None:

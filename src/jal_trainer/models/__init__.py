@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoConfig, AutoModelForImageClassification, PreTrainedModel
+from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification, PreTrainedModel
 
 from jal_trainer.models.cnn import CNN8Config, CNN8ForImageClassification
 from jal_trainer.models.resnet import RESNET_DEPTHS, CifarResNetConfig, CifarResNetForImageClassification
+from jal_trainer.models.sentence import SentenceClassifierConfig, SentenceClassifierForSequenceClassification
 
 VISION_MODEL_NAMES = ("cnn8", "resnet18", "resnet34")
 
@@ -28,6 +29,10 @@ _PAIRS = ((CNN8Config, CNN8ForImageClassification), (CifarResNetConfig, CifarRes
 for _config_class, _model_class in _PAIRS:
     AutoConfig.register(_config_class.model_type, _config_class, exist_ok=True)
     AutoModelForImageClassification.register(_config_class, _model_class, exist_ok=True)
+# the frozen-encoder text classifier that `jal train --freeze_encoder true` saves
+AutoConfig.register(SentenceClassifierConfig.model_type, SentenceClassifierConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(SentenceClassifierConfig, SentenceClassifierForSequenceClassification,
+                                            exist_ok=True)
 
 
 def build_vision_model(
@@ -93,6 +98,8 @@ __all__ = [
     "CNN8ForImageClassification",
     "CifarResNetConfig",
     "CifarResNetForImageClassification",
+    "SentenceClassifierConfig",
+    "SentenceClassifierForSequenceClassification",
     "build_vision_model",
     "register_for_hub_code",
 ]

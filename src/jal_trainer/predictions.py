@@ -1,0 +1,109 @@
+"""Logits and probabilities of a trainer or a plain model on a data set, in data-set order.
+
+`trainer_logits` reuses ``Trainer.predict`` (its collator, every process, the last batch's padding
+dropped); `model_logits` is the one-process path for a plain ``nn.Module`` outside a Trainer.
+
+Example:
+    >>> import numpy as np
+    >>> softmax(np.array([[0.0, 0.0]])).tolist()
+    [[0.5, 0.5]]
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, computed stably in float64."""
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def trainer_logits(trainer: Any, dataset: Any) -> np.ndarray:
+    """(N, K) logits of ``trainer.model`` on ``dataset``, in dataset order, gathered over processes.
+
+    Uses ``trainer.predict``: sequential sampler, padding of the last batch dropped, so every
+    process gets all N rows. Pass the rows without augmentation (e.g.
+    ``DeviceImageDataset.without_augmentation()``). (`JALTrainer` starts every evaluation loop
+    from zero, so this pass does not leak into the loss parts of the next logged evaluation.)
+    """
+    output = trainer.predict(dataset, metric_key_prefix="label_issues")
+    if output.predictions is None:
+        raise ValueError("trainer.predict returned no logits: set prediction_loss_only=False in the arguments.")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    logits = np.asarray(logits)
+    if logits.ndim != 2 or len(logits) != len(dataset):
+        raise ValueError(
+            f"trainer.predict returned logits of shape {logits.shape} for {len(dataset)} rows; expected (N, K). "
+            "Use a classification model whose output is (batch, num_classes) logits."
+        )
+    return logits
+
+
+def model_logits(model: Any, dataset: Any, *, batch_size: int = 256, collate_fn: Any = None,
+                 exclude: tuple[str, ...] = ()) -> np.ndarray:
+    """(N, K) logits of a plain ``nn.Module`` (or transformers model) on ``dataset``, one process.
+
+    The columns passed to ``forward`` are those it names (all numeric columns if it takes
+    ``**kwargs``), minus labels, the analysis columns of `JALConfig` (``clean_label``,
+    ``is_noisy``, ``index``) and ``exclude``.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from jal_trainer.trainer import logits_of
+
+    params = inspect.signature(model.forward).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    from jal_trainer.config import DEFAULT_ANALYSIS_COLUMNS
+
+    skip = {"label", "labels", *DEFAULT_ANALYSIS_COLUMNS, *exclude}
+    features = dataset.features
+    columns = [c for c in dataset.column_names
+               if c not in skip and (c in params or (takes_any and _is_numeric(features[c])))]
+    if not columns:
+        raise ValueError(
+            f"None of the dataset columns {dataset.column_names} is an argument of {type(model).__name__}.forward. "
+            "Name the forward arguments after the input columns (e.g. input_ids, pixel_values, embeddings)."
+        )
+    data = dataset.select_columns(columns)
+    if collate_fn is None:
+        data = data.with_format("torch")
+    first = next(model.parameters(), None)
+    device = first.device if first is not None else torch.device("cpu")
+    dtype = first.dtype if first is not None else torch.float32
+
+    def to_model(value: Any) -> Any:
+        # Arrow stores python floats as float64: feed floating inputs in the model's own dtype
+        if isinstance(value, torch.Tensor):
+            return value.to(device, dtype=dtype if value.is_floating_point() else value.dtype)
+        return value
+
+    was_training = model.training
+    model.eval()
+    chunks = []
+    try:
+        with torch.no_grad():
+            for batch in DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate_fn):
+                batch = {k: to_model(v) for k, v in batch.items()}
+                chunks.append(logits_of(model(**batch)).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(chunks, axis=0)
+
+
+def _is_numeric(feature: Any) -> bool:
+    """True for a numeric (or bool, or class-label) feature, or nested lists / arrays of one."""
+    while hasattr(feature, "feature"):  # List / Sequence / LargeList
+        feature = feature.feature
+    dtype = getattr(feature, "dtype", None)
+    return dtype is not None and dtype not in ("string", "large_string", "binary", "large_binary")
+
+
+__all__ = ["model_logits", "softmax", "trainer_logits"]
