@@ -131,6 +131,11 @@ def prepare_inputs(
     y = labels.long()
     if num == 0:
         return z, y, None
+    if y.is_cuda and torch.cuda.is_current_stream_capturing():
+        # Inside a CUDA graph there is no host sync: mask every batch (the same values) and leave
+        # the range check to the caller, which checks the training labels once before capture.
+        valid = y != ignore_index
+        return z, y.masked_fill(~valid, 0), valid
     low, high = torch.stack(torch.aminmax(y)).tolist()
     ignore_is_a_class = 0 <= ignore_index < num_classes
     if 0 <= low and high < num_classes and not ignore_is_a_class:
