@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -> dict[str, float]:
     """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
+    from jal_trainer.ner.train import is_token_task, run_token
+
+    if is_token_task(model_args):  # NER: its own data, noise, metrics and outputs (jal_trainer.ner)
+        return run_token(data_args, model_args, args)
     _check_before_loading(data_args, model_args)
     set_seed(args.seed)
     dataset = load_data(data_args)
