@@ -245,7 +245,6 @@ def test_token_label_issues_against_the_clean_tags() -> None:
     clean = [["B-ZIP", "I-ZIP", "O"], ["O", "B-ZIP", "O"]] * 20
     given = [list(c) for c in clean]
     given[0] = ["O", "O", "O"]  # a missed entity
-    given[3] = ["B-ZIP", "O", "O"]  # a boundary error: span (1, 2) given, but the model sees nothing there
     given[3] = ["O", "B-ZIP", "B-ZIP"]  # a spurious entity at word 2
     probs = [np.array([[0.05, 0.9, 0.05] if t == "B-ZIP" else [0.05, 0.05, 0.9] if t == "I-ZIP" else [0.9, 0.05, 0.05]
                        for t in sentence]) for sentence in clean]
@@ -290,3 +289,12 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path) -> None:
     assert issues["num_tokens"] == 24 * 5 and "token_auroc" in issues["report"]
     card = (out / "README.md").read_text()
     assert "type: token-classification" in card and "type: f1" in card and "entity_noise_rate" in card
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "recipes" / "ner").glob("*.yaml")))
+def test_ner_recipes_parse(recipe: Path) -> None:
+    from jal_trainer.arguments import parse_recipe
+
+    data, model, _ = parse_recipe(["--config", str(recipe)])
+    assert model.task == "token-classification" and data.noise_type == "column"
+    assert data.noise_column == f"noise_{recipe.stem.split('-')[-1]}" and "${shared}" in data.data_path

@@ -10,10 +10,12 @@ span (precision and recall of the flagged spans for "this span is not a clean en
 Example:
     >>> import numpy as np
     >>> names = ["O", "B-PER", "I-PER"]
-    >>> probs = [np.array([[0.1, 0.8, 0.1], [0.9, 0.05, 0.05]])]   # the model sees a person, then O
-    >>> found = find_token_label_issues(probs, [["O", "O"]], names)
-    >>> found["num_flagged_tokens"], found["sentences"][0]["tokens"][0]["predicted"]
-    (1, 'B-PER')
+    >>> person, outside = [0.1, 0.8, 0.1], [0.9, 0.05, 0.05]
+    >>> probs = [np.array([person, outside])] * 3 + [np.array([person, person])]   # the model's view
+    >>> given = [["B-PER", "O"]] * 3 + [["B-PER", "O"]]                            # word 1 of the last: a missed person
+    >>> found = find_token_label_issues(probs, given, names)
+    >>> found["num_flagged_tokens"], found["sentences"][0]["index"], found["sentences"][0]["tokens"][0]["predicted"]
+    (1, 3, 'B-PER')
 """
 
 from __future__ import annotations

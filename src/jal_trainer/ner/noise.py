@@ -17,7 +17,7 @@ as NoiseBench reports it).
 Example:
     >>> clean = [["B-PER", "I-PER", "O", "O"], ["O", "B-LOC"]] * 50
     >>> noisy = entity_noise(clean, 0.2, seed=0)
-    >>> round(token_noise_report(clean, noisy).entity_noise, 2)
+    >>> round(token_noise_report(clean, noisy).entity_noise, 1)
     0.2
 """
 
@@ -157,16 +157,19 @@ def entity_noise(
     counts = event_counts(len(entities), rate, weights)
     if counts.sum() and not types:
         raise ValueError("the tags hold no entity type to corrupt towards; pass types=['PER', ...].")
-    queue = iter(rng.permutation(len(entities)).tolist())  # each clean entity corrupted at most once
+    queue = rng.permutation(len(entities)).tolist()  # each clean entity corrupted at most once
     for error, count in zip(kinds, counts.tolist()):
         if error == "spurious":
             continue
-        made = 0
-        for index in queue:
-            if made == count:
-                break
+        made, unused = 0, []
+        while made < count and queue:
+            index = queue.pop()
             sent, span = entities[index]
-            made += _corrupt_entity(spans[sent], span, error, types, lengths[sent], rng)
+            if _corrupt_entity(spans[sent], span, error, types, lengths[sent], rng):
+                made += 1
+            else:
+                unused.append(index)  # this error cannot apply here; another kind may
+        queue += unused[::-1]
     spurious = counts[kinds.index("spurious")]
     for _ in range(50 * int(spurious)):
         if spurious == 0:

@@ -10,8 +10,8 @@ True for the sentences with at least one changed tag. Kinds:
 
 Example:
     >>> from datasets import ClassLabel, Dataset, Features, Sequence
-    >>> feature = Sequence(ClassLabel(names=["O", "B-PER", "I-PER"]))
-    >>> ds = Dataset.from_dict({"ner_tags": [[1, 2, 0]] * 10}, features=Features({"ner_tags": feature}))
+    >>> feature = Sequence(ClassLabel(names=["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]))
+    >>> ds = Dataset.from_dict({"ner_tags": [[1, 2, 0, 3, 0]] * 20}, features=Features({"ner_tags": feature}))
     >>> noisy = add_token_label_noise(ds, "entity", 0.5, seed=0, label_column="ner_tags")
     >>> round(token_noise_report_of(noisy, label_column="ner_tags").entity_noise, 1)
     0.5

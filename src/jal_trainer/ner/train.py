@@ -155,8 +155,10 @@ def run_token(data: Any, model_args: Any, args: JALConfig) -> dict[str, float]:
     names = tag_names(dataset["train"], TAGS)
     aligned = align_labels(dataset, tokenizer, max_length=data.max_length, extra_label_columns=(CLEAN_LABEL_COLUMN,))
     keep = {split: [c for c in MODEL_COLUMNS if c in ds.column_names] for split, ds in aligned.items()}
+    # ignore_mismatched_sizes: a checkpoint with another tag set's head gets a new head for these tags
     model = AutoModelForTokenClassification.from_pretrained(
-        source, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+        source, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
+        ignore_mismatched_sizes=True)
     trainer = JALTrainer(
         model=model, args=args, train_dataset=aligned["train"].select_columns(keep["train"]),
         eval_dataset=aligned["test"].select_columns(keep["test"]),
