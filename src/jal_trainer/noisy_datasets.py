@@ -138,6 +138,11 @@ def _feature_array(ds: Dataset, features: FeatureSource, split: str | None) -> n
     return np.asarray(features)
 
 
+def _is_token_column(ds: Dataset, name: str) -> bool:
+    """True for a ``Sequence(ClassLabel)`` column: token labels, handled by `jal_trainer.ner.noisy`."""
+    return isinstance(getattr(ds.features.get(name), "feature", None), ClassLabel)
+
+
 def _num_classes(ds: Dataset, label_column: str, num_classes: int | None) -> int | None:
     feature = ds.features[label_column]
     if isinstance(feature, ClassLabel):
@@ -278,6 +283,11 @@ def _noisy_split(
     batch_size: int,
     load_from_cache_file: bool | None,
 ) -> Dataset:
+    if _is_token_column(ds, label_column):  # Sequence(ClassLabel) tags: entity-level noise
+        from jal_trainer.ner.noisy import add_token_label_noise
+
+        return add_token_label_noise(ds, kind, rate, seed=seed, label_column=label_column, clean_column=clean_column,
+                                     flag_column=flag_column, column=column)
     for name in (clean_column, flag_column):
         if name in ds.column_names:
             raise ValueError(
@@ -365,6 +375,9 @@ def add_label_noise(
       ``"instance"`` takes ``features`` (a column name, an ``(n, ...)`` array, or a
       ``{split: array}`` dict) and ``std``;
     * ``"column"``: real noisy labels read from ``column`` (e.g. CIFAR-10N's ``"worse_label"``);
+    * a ``Sequence(ClassLabel)`` label column (token tags, IOB2) takes ``"entity"`` (entity-level
+      noise at ``rate`` = 1 - F1) or ``"column"`` (a column of noisy tag sequences): see
+      `jal_trainer.ner.noisy`;
     * ``"majority-vote"``: the majority vote of the weak labels in list column ``column``
       (WRENCH's ``"weak_labels"``, -1 = abstain). Ties: ``tie_break="random"`` (uniform among
       the tied classes, seeded) or ``"lowest"`` (smallest index, as WRENCH's ``argmax``).
@@ -474,6 +487,10 @@ def noise_report(
     if isinstance(data, Dataset):
         if noisy is not None:
             raise ValueError("with a Dataset the noisy labels come from label_column; drop noisy=.")
+        if _is_token_column(data, clean_column):
+            from jal_trainer.ner.noisy import token_noise_report_of
+
+            return token_noise_report_of(data, label_column=label_column, clean_column=clean_column)
         clean_arr = _label_array(data, clean_column, "clean-label", "clean_column")
         noisy_arr = _label_array(data, label_column)
         K = _num_classes(data, clean_column, num_classes)
