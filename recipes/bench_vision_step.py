@@ -37,17 +37,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def build(device: torch.device, channels_last: bool, train_subset: int, seed: int = 0) -> tuple[Any, Any]:
-    """(model, DeviceImageDataset) of the paper's CIFAR-10 protocol on ``device``."""
-    from jal_trainer.data import DeviceImageDataset, image_stats, load_cifar10
+def build(device: torch.device, channels_last: bool, train_subset: int, seed: int = 0,
+          images: str = "cifar10") -> tuple[Any, Any]:
+    """(model, DeviceImageDataset) of the paper's CIFAR-10 protocol on ``device`` (or the 8x8 digits,
+    where the convolutions are cheap enough on a CPU for the loop's own cost to show)."""
+    from jal_trainer.data import DeviceImageDataset, image_stats, load_cifar10, load_digits
     from jal_trainer.models import build_vision_model
 
-    dds = load_cifar10(train_subset=train_subset, test_subset=100) if train_subset else load_cifar10()
-    mean, std = image_stats("cifar10")
+    if images == "digits":
+        dds = load_digits()
+    else:
+        dds = load_cifar10(train_subset=train_subset, test_subset=100) if train_subset else load_cifar10()
+    mean, std = image_stats(images)
     data = DeviceImageDataset(dds["train"], augment=True, mean=mean, std=std, seed=seed, device=device,
-                              channels_last=channels_last)
+                              channels_last=channels_last, crop_padding=1 if images == "digits" else 4)
     torch.manual_seed(seed)
-    model = build_vision_model("cnn8", label_names=[str(i) for i in range(10)], num_channels=3, image_size=32)
+    channels, size = data.images.shape[1], data.images.shape[-1]
+    model = build_vision_model("cnn8", label_names=[str(i) for i in range(10)], num_channels=channels,
+                               image_size=size)
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -164,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--train-subset", type=int, default=5000, help="0 = all 50,000 images.")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--images", default="cifar10", choices=["cifar10", "digits"],
+                        help="digits: 8x8 images, so that on a CPU the loop's own cost is visible.")
     parser.add_argument("--profile", action="store_true", help="Print the top operators of 10 Trainer steps.")
     parser.add_argument("--only", default=None, help="Run one variant, e.g. 'trainer bf16 + channels_last graph'.")
     parser.add_argument("--json", default=None, help="Also write this run's results to this JSON file.")
@@ -182,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         for loop in ("bare", "trainer"):
             if args.only and args.only != f"{loop} {name}" or graph and loop == "bare":
                 continue
-            model, data = build(device, channels_last, args.train_subset)
+            model, data = build(device, channels_last, args.train_subset, images=args.images)
             if loop == "bare":
                 blocks = time_bare(bare_step_fn(model, data, args.batch_size, bf16, 5e-5), device, args.steps,
                                    args.repeats)
@@ -215,9 +224,10 @@ def write(results: dict[str, dict[str, Any]], args: argparse.Namespace, device: 
     payload = {"device": hw["gpu"] if tag == "cuda" else hw["cpu"], "hardware": hw, "versions": package_versions(),
                "batch_size": args.batch_size, "steps_per_block": args.steps, "repeats": args.repeats,
                "threads": args.threads, "results": results}
+    tag = tag if args.images == "cifar10" else f"{tag}_{args.images}"
     (out / f"vision_step_{tag}.json").write_text(json.dumps(payload, indent=2))
-    lines = [f"# One CIFAR-10 training step: JALTrainer against a bare PyTorch loop ({tag})", "",
-             f"Command: `python recipes/bench_vision_step.py {' '.join(sys.argv[1:])}`; 8-layer CNN, batch "
+    lines = [f"# One {args.images} training step: JALTrainer against a bare PyTorch loop ({tag})", "",
+             f"Command: `python recipes/bench_vision_step.py {' '.join(sys.argv[1:])}`; 8-layer CNN ({args.images}), batch "
              f"{args.batch_size}, JAL-CE (cifar10 preset, float32) + L1 5e-5, SGD momentum 0.9, clipping 5, crop + flip "
              f"on the device; median of {args.repeats} blocks of {args.steps} steps after a warm-up; "
              f"{payload['device']}, {args.threads} torch thread(s); torch {payload['versions']['torch']}, "
