@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+from jal_trainer.recipes import RECIPES_DIR
+
+RECIPES = RECIPES_DIR  # the packaged recipes
 
 # recipe -> extra overrides for the multi-process comparison (no dropout, no augmentation, so
 # that one process with accumulation and two processes see exactly the same computation)

@@ -5,8 +5,8 @@ configuration of all three dataclasses, seed included), ``versions.json``, ``noi
 and ``metrics.json`` (``test_accuracy`` on the clean test labels, as a fraction).
 
 Example:
-    $ jal train --config recipes/quickstart.yaml
-    $ jal train --config recipes/quickstart.yaml --loss_type ce --output_dir runs/quickstart-ce
+    $ jal train --config quickstart
+    $ jal train --config quickstart --loss_type ce --output_dir runs/quickstart-ce
 """
 
 from __future__ import annotations
