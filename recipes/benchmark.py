@@ -608,7 +608,7 @@ def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[
 
 def _provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions: list[dict[str, Any]],
                 command: str) -> list[str]:
-    from jal_trainer.train import package_versions
+    from jal_trainer.run_outputs import package_versions
 
     hw = hardware()
     versions = package_versions()

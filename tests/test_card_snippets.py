@@ -17,7 +17,7 @@ from jal_trainer.hub import render_card
 from jal_trainer.recipes import recipe_path
 from jal_trainer.noise import noise_report_from_labels
 from jal_trainer.probe import embed_dataset, probe_model
-from jal_trainer.train import write_run
+from jal_trainer.run_outputs import write_run
 
 RECIPE = recipe_path("quickstart")
 WORDS = ["apple", "river", "engine", "question", "about", "number"]
