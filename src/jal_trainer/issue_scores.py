@@ -115,7 +115,8 @@ def class_balanced_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _balanced(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     # a class whose labelled examples all got p = 0 (float underflow) has t = 0: keep it finite
     balanced = probs / np.maximum(thresholds, np.finfo(np.float64).tiny)[None, :]
-    return np.where((thresholds <= 1.0)[None, :], balanced, 0.0)  # t > 1: no example has this label
+    balanced[:, thresholds > 1.0] = 0.0  # t > 1: no example has this label (in place: N x K is large)
+    return balanced
 
 
 def label_scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from jal_trainer.issue_scores import (
     DEFAULT_RULE,
@@ -241,15 +242,27 @@ def _known_wrong(dataset: Any, labels: np.ndarray, clean_column: str, noisy_colu
 def column_array(dataset: Any, column: str) -> np.ndarray:
     """One column of a `datasets.Dataset` as a numpy array, read from Arrow in one call.
 
-    ``np.asarray(dataset[column])`` iterates row by row (seconds for 200,000 rows); the numpy
-    format reads the Arrow buffer at once and honours a ``select``/``shuffle`` indices mapping.
+    ``np.asarray(dataset[column])`` iterates row by row (seconds for 200,000 rows). A flat numeric
+    or bool column is read from the Arrow table, a ``select``/``shuffle`` indices mapping applied
+    with Arrow's ``take`` (milliseconds; the numpy formatter gathers it slice by slice, 2.7 s for
+    200,000 shuffled rows); other columns go through the numpy format.
 
     Example:
         >>> from datasets import Dataset
         >>> column_array(Dataset.from_dict({"label": [2, 0, 1]}).select([2, 0]), "label").tolist()
         [1, 2]
     """
-    if hasattr(dataset, "with_format"):
+    table = getattr(dataset, "data", None)
+    if hasattr(table, "column") and column in dataset.column_names:
+        values = table.column(column)
+        indices = getattr(dataset, "_indices", None)  # the select/shuffle mapping, taken in Arrow
+        if indices is not None:
+            values = values.take(indices.column(0))
+        if values.null_count == 0 and (pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+                                       or pa.types.is_boolean(values.type)):
+            array = values.to_numpy()
+            return array if array.flags.writeable else array.copy()  # zero-copy Arrow buffers are read-only
+    if hasattr(dataset, "with_format"):  # nested or nullable columns: the numpy formatter
         return dataset.with_format("numpy", columns=[column])[:][column]
     return np.asarray(dataset[column])
 
