@@ -232,7 +232,7 @@ def add_label_noise(
     )  # fmt: skip
     if isinstance(dataset, Dataset):
         return _warn_if_unrealised(_noisy_split(dataset, kind, rate, split=None, **kwargs), kind, rate, sampler,
-                                   flag_column)
+                                   flag_column, clean_column)
     if not isinstance(dataset, DatasetDict):
         raise ValueError(
             f"add_label_noise takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}; "
@@ -247,18 +247,35 @@ def add_label_noise(
     out = dict(dataset)
     for name in names:
         out[name] = _warn_if_unrealised(_noisy_split(dataset[name], kind, rate, split=name, **kwargs), kind, rate,
-                                        sampler, flag_column)
+                                        sampler, flag_column, clean_column)
     return DatasetDict(out)
 
 
-def _warn_if_unrealised(split: Dataset, kind: Any, rate: float | None, sampler: str, flag_column: str) -> Dataset:
-    """Warn when synthetic noise changed far fewer labels than asked (the exact sampler on small classes)."""
+def _expected_rate(split: Dataset, kind: str, rate: float, clean_column: str) -> float:
+    """The fraction of these rows the kind's ``T`` moves: ``rate``, less where some classes never flip (cifar10-asym)."""
+    from jal_trainer.noise import transition_matrix
+
+    if kind == "instance" or clean_column not in split.column_names:
+        return rate
+    clean = _label_array(split, clean_column)
+    feature = split.features[clean_column]
+    K = getattr(feature, "num_classes", None) or int(clean.max(initial=0)) + 1
+    try:
+        T = transition_matrix(kind, rate, K)
+    except ValueError:  # the CIFAR kinds fix K themselves
+        T = transition_matrix(kind, rate)
+    return float((1.0 - np.diagonal(T))[clean].mean())
+
+
+def _warn_if_unrealised(split: Dataset, kind: Any, rate: float | None, sampler: str, flag_column: str,
+                        clean_column: str = "clean_label") -> Dataset:
+    """Warn when synthetic noise changed under half the labels its ``T`` moves (the exact sampler on small classes)."""
     if not isinstance(kind, str) or kind in ("column", "majority-vote") or not rate or len(split) == 0:
         return split
     import warnings
 
     realised = float(split.with_format("numpy", columns=[flag_column])[:][flag_column].mean())
-    if realised < 0.5 * rate:
+    if realised < 0.5 * _expected_rate(split, kind, rate, clean_column):
         warnings.warn(
             f"Requested {kind} noise {rate} but only {realised:.1%} of the labels changed: the '{sampler}' sampler "
             "flips floor(T[i, j] * n_i) samples per class pair, which is 0 when classes are small. Pass "
