@@ -124,7 +124,8 @@ class StepTimer(TrainerCallback):
 
 
 def time_trainer(model: torch.nn.Module, data: Any, batch_size: int, bf16: bool, l1: float, steps: int,
-                 repeats: int, device: torch.device, profile_steps: int = 0) -> tuple[list[float], Any]:
+                 repeats: int, device: torch.device, profile_steps: int = 0,
+                 graph: bool = False) -> tuple[list[float], Any]:
     """Milliseconds per step of `JALTrainer.train` with the runner's fast flags; and the profiler."""
     from jal_trainer import JALConfig, JALTrainer
     from jal_trainer.data import DeviceImageCollator
@@ -137,6 +138,7 @@ def time_trainer(model: torch.nn.Module, data: Any, batch_size: int, bf16: bool,
         max_steps=warmup + steps * repeats + 1, bf16=bf16, use_cpu=device.type == "cpu",
         report_to="none", logging_strategy="no", save_strategy="no", eval_strategy="no", disable_tqdm=True,
         remove_unused_columns=False, logging_nan_inf_filter=False, dataloader_pin_memory=False, seed=0,
+        cuda_graph_step=graph,
     )
     timer = StepTimer(device, warmup, steps, profile_steps)
     trainer = JALTrainer(model=model, args=args, train_dataset=data, data_collator=DeviceImageCollator(),
@@ -163,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-subset", type=int, default=5000, help="0 = all 50,000 images.")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="Print the top operators of 10 Trainer steps.")
-    parser.add_argument("--only", default=None, help="Run one variant, e.g. 'trainer bf16 + channels_last'.")
+    parser.add_argument("--only", default=None, help="Run one variant, e.g. 'trainer bf16 + channels_last graph'.")
+    parser.add_argument("--json", default=None, help="Also write this run's results to this JSON file.")
     parser.add_argument("--out", default=str(RESULTS), help="Folder for vision_step_<device>.{json,md}.")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -171,10 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     results: dict[str, dict[str, Any]] = {}
-    variants = [("fp32", False, False)] + ([("bf16 + channels_last", True, True)] if device.type == "cuda" else [])
-    for name, bf16, channels_last in variants:
+    variants = [("fp32", False, False, False)]
+    if device.type == "cuda":  # CUDA graphs and bf16 only pay (or run) on a GPU
+        variants += [("bf16 + channels_last", True, True, False), ("fp32 graph", False, False, True),
+                     ("bf16 + channels_last graph", True, True, True)]
+    for name, bf16, channels_last, graph in variants:
         for loop in ("bare", "trainer"):
-            if args.only and args.only != f"{loop} {name}":
+            if args.only and args.only != f"{loop} {name}" or graph and loop == "bare":
                 continue
             model, data = build(device, channels_last, args.train_subset)
             if loop == "bare":
@@ -183,13 +189,16 @@ def main(argv: list[str] | None = None) -> int:
                 prof = None
             else:
                 blocks, prof = time_trainer(model, data, args.batch_size, bf16, 5e-5, args.steps, args.repeats,
-                                            device, profile_steps=10 if args.profile else 0)
+                                            device, profile_steps=10 if args.profile and not graph else 0,
+                                            graph=graph)
             results[f"{loop} {name}"] = {"ms_per_step": round(statistics.median(blocks), 3),
                                          "blocks": [round(b, 3) for b in blocks]}
             print(f"{loop:8s} {name:22s} {statistics.median(blocks):8.3f} ms/step  {blocks}", flush=True)
             if prof is not None:
                 print(profile_table(prof, device), flush=True)
     write(results, args, device)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results))
     return 0
 
 
@@ -216,7 +225,7 @@ def write(results: dict[str, dict[str, Any]], args: argparse.Namespace, device: 
              "| loop | precision | ms / step | ratio to bare |", "|---|---|---|---|"]
     for key, value in results.items():
         loop, name = key.split(" ", 1)
-        bare = results.get(f"bare {name}", value)["ms_per_step"]
+        bare = results.get(f"bare {name.removesuffix(' graph')}", value)["ms_per_step"]
         lines.append(f"| {loop} | {name} | {value['ms_per_step']:.2f} | {value['ms_per_step'] / bare:.2f} |")
     (out / f"vision_step_{tag}.md").write_text("\n".join(lines) + "\n")
 

@@ -610,8 +610,9 @@ def _provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions:
                 command: str) -> list[str]:
     from jal_trainer.run_outputs import package_versions
 
-    hw = hardware()
-    versions = package_versions()
+    # Runs measured elsewhere (the GPU cells of recipes/gpu/paper_grid.py) carry their own hardware.
+    hw = next((r["hardware"] for r in runs if r.get("hardware")), None) or hardware()
+    versions = next((r["versions"] for r in runs if r.get("versions")), None) or package_versions()
     wall = sum(s.get("wall_seconds", 0.0) for s in sessions)
     per_set: dict[str, list[float]] = {}
     for run in runs:
@@ -643,7 +644,7 @@ def _python_command(command: str) -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="Run the grid's missing cells (resumable).")
     run.add_argument("grid", help="Grid YAML file, e.g. recipes/grids/cpu.yaml.")
@@ -657,6 +658,9 @@ def make_parser() -> argparse.ArgumentParser:
     agg.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
     agg.add_argument("--out", default=str(ROOT / "recipes" / "results" / "cpu_table"),
                      help="Output stem: writes <out>.json, <out>.md and <out>.png.")
+    agg.add_argument("--merge", nargs="*", default=[], metavar="CELLS_TAR",
+                     help="First merge these returned cells.tar files (or folders) of recipes/gpu/paper_grid.py "
+                          "into --runs-dir; any number, in any order.")
     return parser
 
 
@@ -674,6 +678,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"grid {grid.name}: {session['runs_done']} runs in {session['wall_seconds'] / 60:.1f} min, "
               f"{len(session['failures'])} failed")
         return 1 if session["failures"] else 0
+    if args.merge:
+        sys.path.insert(0, str(ROOT / "recipes" / "gpu"))
+        from paper_grid import merge
+
+        print(f"merged {merge(args.merge, args.runs_dir)} cell JSONs from {len(args.merge)} source(s)")
     runs = load_runs(args.runs_dir, grid.name)
     sessions_path = Path(args.runs_dir) / grid.name / "_sessions.json"
     sessions = json.loads(sessions_path.read_text()) if sessions_path.exists() else []

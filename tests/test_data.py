@@ -413,6 +413,22 @@ def test_device_dataset_batches_match_the_row_collator() -> None:
         DeviceImageCollator()([plain[0], DeviceImageDataset(ds)[1]])
 
 
+def test_device_dataset_serves_whole_batches_to_a_dataloader() -> None:
+    """The DataLoader takes a batch through __getitems__ in one call; same batch as row by row, any layout."""
+    ds = digits_with_extras()
+    data = DeviceImageDataset(ds, mean=DIGITS_MEAN, std=DIGITS_STD)
+    loader = torch.utils.data.DataLoader(data, batch_size=5, collate_fn=DeviceImageCollator())
+    first = next(iter(loader))
+    rows = DeviceImageCollator()([data[i] for i in range(5)])
+    assert set(first) == set(rows)
+    for key in rows:
+        assert torch.equal(first[key], rows[key]), key
+    assert len(list(loader)) == 7  # 32 rows: six batches of 5 and one of 2
+    wide = DeviceImageDataset(ds, mean=DIGITS_MEAN, std=DIGITS_STD, channels_last=True).batch([0, 1])
+    assert wide["pixel_values"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(wide["pixel_values"], rows["pixel_values"][:2])
+
+
 def test_device_dataset_augments_only_when_asked() -> None:
     ds = digits_with_extras()
     train = DeviceImageDataset(ds, augment=True, crop_padding=2, flip=False, seed=0)

@@ -146,6 +146,11 @@ class ModelArguments:
         default="cnn8",
         metadata={"help": "cnn8, resnet18, resnet34, or a path / Hub id of a sequence-classification checkpoint."},
     )
+    task: str = field(
+        default="sequence-classification",
+        metadata={"help": "sequence-classification (one label per example) or token-classification (NER tags per "
+                          "word; see jal_trainer.ner.train)."},
+    )
     freeze_encoder: bool = field(
         default=False,
         metadata={"help": "Keep the text encoder frozen: embed once (cached) and train only a head on the embeddings."},

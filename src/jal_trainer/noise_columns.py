@@ -105,6 +105,11 @@ def _feature_array(ds: Dataset, features: FeatureSource, split: str | None) -> n
     return np.asarray(features)
 
 
+def _is_token_column(ds: Dataset, name: str) -> bool:
+    """True for a ``Sequence(ClassLabel)`` column: token labels, handled by `jal_trainer.ner.noisy`."""
+    return isinstance(getattr(ds.features.get(name), "feature", None), ClassLabel)
+
+
 def _num_classes(ds: Dataset, label_column: str, num_classes: int | None) -> int | None:
     feature = ds.features[label_column]
     if isinstance(feature, ClassLabel):

@@ -40,6 +40,7 @@ from jal_trainer.noise_columns import (
     DATASET_KINDS,
     FeatureSource,
     _feature_array,
+    _is_token_column,
     _label_array,
     _noisy_labels,
     _num_classes,
@@ -107,6 +108,11 @@ def _noisy_split(
     batch_size: int,
     load_from_cache_file: bool | None,
 ) -> Dataset:
+    if _is_token_column(ds, label_column):  # Sequence(ClassLabel) tags: entity-level noise
+        from jal_trainer.ner.noisy import add_token_label_noise
+
+        return add_token_label_noise(ds, kind, rate, seed=seed, label_column=label_column, clean_column=clean_column,
+                                     flag_column=flag_column, column=column)
     for name in (clean_column, flag_column):
         if name in ds.column_names:
             raise ValueError(
@@ -194,6 +200,9 @@ def add_label_noise(
       ``"instance"`` takes ``features`` (a column name, an ``(n, ...)`` array, or a
       ``{split: array}`` dict) and ``std``;
     * ``"column"``: real noisy labels read from ``column`` (e.g. CIFAR-10N's ``"worse_label"``);
+    * a ``Sequence(ClassLabel)`` label column (token tags, IOB2) takes ``"entity"`` (entity-level
+      noise at ``rate`` = 1 - F1) or ``"column"`` (a column of noisy tag sequences): see
+      `jal_trainer.ner.noisy`;
     * ``"majority-vote"``: the majority vote of the weak labels in list column ``column``
       (WRENCH's ``"weak_labels"``, -1 = abstain). Ties: ``tie_break="random"`` (uniform among
       the tied classes, seeded) or ``"lowest"`` (smallest index, as WRENCH's ``argmax``).
@@ -255,15 +264,17 @@ def _expected_rate(split: Dataset, kind: str, rate: float, clean_column: str) ->
     """The fraction of these rows the kind's ``T`` moves: ``rate``, less where some classes never flip (cifar10-asym)."""
     from jal_trainer.noise import transition_matrix
 
-    if kind == "instance" or clean_column not in split.column_names:
+    if kind == "instance" or clean_column not in split.column_names or _is_token_column(split, clean_column):
         return rate
     clean = _label_array(split, clean_column)
-    feature = split.features[clean_column]
-    K = getattr(feature, "num_classes", None) or int(clean.max(initial=0)) + 1
+    K = getattr(split.features[clean_column], "num_classes", None) or int(clean.max(initial=0)) + 1
     try:
         T = transition_matrix(kind, rate, K)
     except ValueError:  # the CIFAR kinds fix K themselves
-        T = transition_matrix(kind, rate)
+        try:
+            T = transition_matrix(kind, rate)
+        except ValueError:  # a kind without a matrix
+            return rate
     return float((1.0 - np.diagonal(T))[clean].mean())
 
 
@@ -320,6 +331,10 @@ def noise_report(
     if isinstance(data, Dataset):
         if noisy is not None:
             raise ValueError("with a Dataset the noisy labels come from label_column; drop noisy=.")
+        if _is_token_column(data, clean_column):
+            from jal_trainer.ner.noisy import token_noise_report_of
+
+            return token_noise_report_of(data, label_column=label_column, clean_column=clean_column)
         clean_arr = _label_array(data, clean_column, "clean-label", "clean_column")
         noisy_arr = _label_array(data, label_column)
         K = _num_classes(data, clean_column, num_classes)

@@ -53,7 +53,11 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     """
     from jal_trainer.label_issues import column_array
     from jal_trainer.run_safety import InterruptCallback, prepare_output_dir, stop_on_signals
+    from jal_trainer.ner.train import is_token_task, run_token
 
+    if is_token_task(model_args):  # NER: its own data, noise, metrics and outputs (jal_trainer.ner)
+        prepare_output_dir(args, model_args.model)  # the same refusal of a non-empty output_dir
+        return run_token(data_args, model_args, args)
     _check_before_loading(data_args, model_args)
     resume = prepare_output_dir(args, model_args.model)
     set_seed(args.seed)

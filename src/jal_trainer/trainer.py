@@ -155,7 +155,6 @@ class JALTrainer(ModelCardMixin, Trainer):
     def __init__(self, model: nn.Module | None = None, args: TrainingArguments | None = None, *,
                  loss: nn.Module | None = None, **kwargs: Any) -> None:
         args = _as_jal_config(args)
-        _check_label_column(kwargs.get("train_dataset"))
         self.loss_fn = loss if loss is not None else args.build_loss(reduction="none")
         if args.label_smoothing_factor:
             # honoured in the loss (cross_entropy's label_smoothing); the Trainer's own smoother is off
@@ -189,6 +188,16 @@ class JALTrainer(ModelCardMixin, Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
         """Robust loss of a micro-batch, normalised by the sample count of the whole optimiser step."""
+        loss, parts, outputs = self._loss_parts_outputs(model, inputs, num_items_in_batch)
+        self._add_parts(parts, "train" if model.training else "eval")
+        if return_outputs:
+            return loss, outputs if not isinstance(outputs, torch.Tensor) else {"logits": outputs}
+        return loss
+
+    def _loss_parts_outputs(
+        self, model: nn.Module, inputs: dict[str, Any], num_items_in_batch: torch.Tensor | int | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None, Any]:
+        """(loss, parts (3,) or None, model outputs): the loss with no side effect, so it can be graphed."""
         labels = inputs["labels"]
         outputs = model(**self._forward_inputs(model, inputs))
         logits = logits_of(outputs)
@@ -207,11 +216,48 @@ class JALTrainer(ModelCardMixin, Trainer):
         else:
             # Evaluation: a local mean; the Trainer weights it by the batch size when it gathers.
             loss = normalise_loss(per_sample, labels, None)
+        parts = None
+        if passive is not None:
+            parts = torch.stack([active.detach().sum(), passive.detach().sum(),
+                                 labels.ne(IGNORE_INDEX).sum().float()])
+        return loss, parts, outputs
 
-        self._accumulate_parts(active, passive, labels, "train" if model.training else "eval")
-        if return_outputs:
-            return loss, outputs if not isinstance(outputs, torch.Tensor) else {"logits": outputs}
+    def training_step(self, model: nn.Module, inputs: dict[str, Any],
+                      num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
+        """The Trainer's step, or the replay of a captured CUDA graph when ``cuda_graph_step`` is on."""
+        if not self.args.cuda_graph_step or num_items_in_batch is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = self._prepare_inputs(inputs)
+        with self.compute_loss_context_manager():
+            step = self._graphed_step(model, inputs)
+            if step is None or not step.accepts(inputs):
+                return super().training_step(model, inputs, num_items_in_batch)
+            loss, parts = step(inputs, num_items_in_batch)
+        self._add_parts(parts, "train")
         return loss
+
+    def _graphed_step(self, model: nn.Module, inputs: dict[str, Any]) -> Any:
+        """The captured step (built at the first full batch), or None when this run cannot use one."""
+        from jal_trainer.graph_step import GraphedStep, check_labels_once, unsupported_reason
+
+        if getattr(self, "_graph", None) is not None or getattr(self, "_graph_refused", False):
+            return getattr(self, "_graph", None)
+        reason = unsupported_reason(self.args, inputs["labels"].device, self.accelerator.num_processes)
+        if reason is None:
+            reason = _unsupported_inputs(inputs)
+        if reason is not None:
+            warnings.warn(f"cuda_graph_step is on but this run cannot use it: {reason}. Training eagerly.",
+                          stacklevel=3)
+            self._graph_refused = True
+            return None
+        labels = getattr(self.train_dataset, "tensors", {}).get("labels")  # DeviceImageDataset keeps them
+        num_labels = getattr(getattr(self.accelerator.unwrap_model(model), "config", None), "num_labels", None)
+        if labels is not None and num_labels:
+            check_labels_once(labels, num_labels)
+        self._graph = GraphedStep(lambda batch, count: self._loss_parts_outputs(model, batch, count)[:2],
+                                  model, inputs)
+        return self._graph
 
     def _parts(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(weighted active, weighted passive) per sample for a combination, else (loss, None)."""
@@ -243,14 +289,11 @@ class JALTrainer(ModelCardMixin, Trainer):
 
     # ---- logging of the active and passive parts ----------------------------------------------
 
-    def _accumulate_parts(
-        self, active: torch.Tensor, passive: torch.Tensor | None, labels: torch.Tensor, mode: str
-    ) -> None:
-        """Add this micro-batch's (sum active, sum passive, sample count) to the running sums of `mode`."""
-        if passive is None:
+    def _add_parts(self, parts: torch.Tensor | None, mode: str) -> None:
+        """Add a micro-batch's (sum active, sum passive, sample count) to the running sums of `mode`."""
+        if parts is None:
             return
-        batch = torch.stack([active.detach().sum(), passive.detach().sum(), labels.ne(IGNORE_INDEX).sum().float()])
-        self._part_sums[mode] = self._part_sums[mode] + batch if mode in self._part_sums else batch
+        self._part_sums[mode] = self._part_sums[mode] + parts if mode in self._part_sums else parts
 
     def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
         # Start each evaluation (or prediction) from zero: prediction passes such as the
@@ -297,6 +340,12 @@ class JALTrainer(ModelCardMixin, Trainer):
             )
 
 
+def _unsupported_inputs(inputs: dict[str, Any]) -> str | None:
+    """Why a batch cannot be captured (non-tensor values), or None."""
+    odd = [k for k, v in inputs.items() if not isinstance(v, torch.Tensor)]
+    return f"batch values {odd} are not tensors" if odd else None
+
+
 def _check_datasets(model: Any, train_dataset: Any, eval_dataset: Any) -> None:
     """The label checks of `jal train` (`jal_trainer.data.checks`), before the Trainer touches the data."""
     from jal_trainer.data.checks import check_trainer_dataset
@@ -329,16 +378,6 @@ def _smoothed_ce(epsilon: float, loss: nn.Module | None) -> nn.Module:
             "or drop loss= and use loss_type='ce'."
         )
     return _SmoothedCE(epsilon)
-
-
-def _check_label_column(dataset: Any) -> None:
-    """Fail at construction, not at the first step, when the training set has no labels."""
-    names = getattr(dataset, "column_names", None)
-    if names is not None and not {"labels", "label", "label_ids"} & set(names):
-        raise ValueError(
-            f"The training set has no label column (columns: {names}). JALTrainer reads the labels from 'labels' "
-            "(or 'label'): rename yours with dataset.rename_column(<name>, 'labels')."
-        )
 
 
 def _evaluation_prefix(logs: dict[str, float]) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 LABEL_NAMES = ("labels", "label")
@@ -174,8 +175,8 @@ def check_trainer_dataset(dataset: Any, *, role: str, num_labels: int | None = N
             f"{num_labels}. Build the model with num_labels={feature.num_classes}."
         )
     values = ds.with_format("arrow", columns=[column])[:][column]
-    while hasattr(values, "flatten") and hasattr(values.type, "value_type"):  # lists of token labels
-        values = values.flatten()
+    while pa.types.is_list(values.type) or pa.types.is_large_list(values.type):  # lists of token labels
+        values = pc.list_flatten(values)
     kept = pc.filter(values, pc.not_equal(values, -100)) if len(values) else values
     low, high = pc.min(kept).as_py(), pc.max(kept).as_py()
     if high is not None and (low < 0 or high >= num_labels):

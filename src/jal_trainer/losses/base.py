@@ -6,6 +6,9 @@ A loss subclass declares its name, its parameters (:class:`Param`) and its per-s
 * logits ``(N, K)`` of any floating dtype are computed in float32 (float16 and bfloat16 are
   upcast; float64 stays float64), with autocast switched off inside the loss;
 * labels ``(N,)`` are integer class indices; ``ignore_index`` marks samples to skip;
+* token logits ``(N, L, K)`` with labels ``(N, L)`` (a token-classification head) are read as
+  ``N * L`` samples, so ``-100`` at padding and non-first sub-tokens is skipped; ``"none"`` then
+  returns ``(N, L)``;
 * ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"`` with the semantics of
   ``torch.nn.functional.cross_entropy``: ``"none"`` gives 0 at ignored samples, ``"sum"`` adds
   the others (0 for an all-ignored batch), ``"mean"`` divides that sum by the number of
@@ -98,6 +101,27 @@ def resolve_params(loss_name: str, specs: tuple[Param, ...], given: Mapping[str,
     return {spec.name: spec.check(loss_name, given.get(spec.name, spec.default)) for spec in specs}
 
 
+def flatten_tokens(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, tuple[int, ...] | None]:
+    """Token logits ``(N, L, K)`` and labels ``(N, L)`` as ``(N * L, K)`` and ``(N * L,)``.
+
+    Returns ``(logits, labels, shape)`` where ``shape`` is ``(N, L)`` for token inputs (to give
+    ``reduction="none"`` its shape back) and None for anything else, passed through unchanged.
+
+    Example:
+        >>> z, y, shape = flatten_tokens(torch.zeros(2, 3, 5), torch.zeros(2, 3, dtype=torch.long))
+        >>> tuple(z.shape), tuple(y.shape), shape
+        ((6, 5), (6,), (2, 3))
+    """
+    if not (isinstance(logits, Tensor) and isinstance(labels, Tensor) and logits.ndim == 3 and labels.ndim == 2):
+        return logits, labels, None
+    if tuple(labels.shape) != tuple(logits.shape[:2]):
+        raise ValueError(
+            f"token labels must have shape (N, L) = {tuple(logits.shape[:2])} to match logits (N, L, K) = "
+            f"{tuple(logits.shape)}, got {tuple(labels.shape)}; pad labels with -100 to the logits' length."
+        )
+    return logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), tuple(labels.shape)
+
+
 def prepare_inputs(
     logits: Tensor, labels: Tensor, ignore_index: int
 ) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -112,8 +136,8 @@ def prepare_inputs(
     if not isinstance(logits, Tensor) or logits.ndim != 2:
         shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(
-            f"logits must be a tensor of shape (N, K), got {shape}; flatten extra dimensions "
-            "first, e.g. logits.reshape(-1, logits.shape[-1])."
+            f"logits must be a tensor of shape (N, K), or (N, L, K) with labels (N, L), got {shape}; "
+            "flatten extra dimensions first, e.g. logits.reshape(-1, logits.shape[-1])."
         )
     if not logits.is_floating_point():
         raise ValueError(f"logits must be floating point, got {logits.dtype}; pass logits.float().")
@@ -131,6 +155,11 @@ def prepare_inputs(
     y = labels.long()
     if num == 0:
         return z, y, None
+    if y.is_cuda and torch.cuda.is_current_stream_capturing():
+        # Inside a CUDA graph there is no host sync: mask every batch (the same values) and leave
+        # the range check to the caller, which checks the training labels once before capture.
+        valid = y != ignore_index
+        return z, y.masked_fill(~valid, 0), valid
     low, high = torch.stack(torch.aminmax(y)).tolist()
     ignore_is_a_class = 0 <= ignore_index < num_classes
     if 0 <= low and high < num_classes and not ignore_is_a_class:
@@ -235,10 +264,12 @@ class RobustLoss(nn.Module):
         return self.formula(F.log_softmax(logits, dim=1), labels)
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
-        """Loss of ``logits`` ``(N, K)`` for ``labels`` ``(N,)``, reduced as ``self.reduction``."""
+        """Loss of ``logits`` ``(N, K)`` for ``labels`` ``(N,)`` (or ``(N, L, K)``, ``(N, L)``), reduced."""
+        logits, labels, shape = flatten_tokens(logits, labels)
         z, y, valid = prepare_inputs(logits, labels, self.ignore_index)
         with _autocast_off(z.device):
-            return reduce_loss(self.per_sample(z, y), valid, self.reduction)
+            out = reduce_loss(self.per_sample(z, y), valid, self.reduction)
+        return out.reshape(shape) if shape is not None and self.reduction == "none" else out
 
 
 class CombinedLoss(RobustLoss):
@@ -273,7 +304,8 @@ class CombinedLoss(RobustLoss):
         return active + passive
 
     def parts(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-sample ``(alpha * active, beta * passive)``, each ``(N,)``, 0 at ignored samples.
+        """Per-sample ``(alpha * active, beta * passive)``, each ``(N,)`` (``(N, L)`` for token
+        logits ``(N, L, K)``), 0 at ignored samples.
 
         Float32 (float64 for float64 logits). Their sum is exactly ``forward`` with
         ``reduction="none"``, and they are differentiable, so a training loop can log both
@@ -286,9 +318,12 @@ class CombinedLoss(RobustLoss):
             >>> round(passive[0].item(), 2), passive[1].item()
             (89.41, 0.0)
         """
+        logits, labels, shape = flatten_tokens(logits, labels)
         z, y, valid = prepare_inputs(logits, labels, self.ignore_index)
         with _autocast_off(z.device):
             active, passive = self._weighted(z, y)
-        if valid is None:
-            return active, passive
-        return torch.where(valid, active, 0.0), torch.where(valid, passive, 0.0)
+        if valid is not None:
+            active, passive = torch.where(valid, active, 0.0), torch.where(valid, passive, 0.0)
+        if shape is not None:  # token inputs: (N, L) per position
+            return active.reshape(shape), passive.reshape(shape)
+        return active, passive
