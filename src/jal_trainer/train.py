@@ -25,8 +25,8 @@ from transformers.utils import logging
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
 from jal_trainer.config import JALConfig
 from jal_trainer.metrics import compute_metrics_fn
-# package_versions stays importable from here (older benchmark scripts)
-from jal_trainer.run_outputs import package_versions, write_label_issues, write_run  # noqa: F401
+# package_versions and _jsonable stay importable from here (scripts and modules written before the split)
+from jal_trainer.run_outputs import _jsonable, package_versions, write_label_issues, write_run  # noqa: F401
 from jal_trainer.trainer import JALTrainer
 
 logger = logging.get_logger(__name__)
