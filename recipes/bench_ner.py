@@ -1,6 +1,6 @@
 """NER benchmark on NoiseBench: robust losses against real token-label noise, entity F1 on the clean test.
 
-Each cell (noise variant x loss x seed) is one ``jal train`` run of ``recipes/ner/noisebench-<variant>.yaml``
+Each cell (noise variant x loss x seed) is one ``jal train`` run of the packaged recipe ``ner/noisebench-<variant>``
 (all-MiniLM-L6-v2, uncased) in a fresh process; each finished run writes one JSON under
 ``recipes/results/runs/ner/<variant>/<loss>-seed<k>.json`` and is skipped when rerun (resumable).
 Runs go seed by seed, so a cut session leaves whole seeds. ``aggregate`` writes
@@ -44,7 +44,7 @@ def run_file(variant: str, loss: str, seed: int) -> Path:
 def one_run(variant: str, loss: str, seed: int, opts: argparse.Namespace) -> dict:
     """Train one cell in a fresh process and return its JSON record."""
     with tempfile.TemporaryDirectory() as out:
-        argv = [sys.executable, "-m", "jal_trainer.cli", "train", "--config", f"recipes/ner/noisebench-{variant}.yaml",
+        argv = [sys.executable, "-m", "jal_trainer.cli", "train", "--config", f"ner/noisebench-{variant}",
                 "--loss_type", loss, "--seed", str(seed), "--output_dir", out, "--disable_tqdm", "true",
                 "--train_subset", str(opts.train_subset), "--test_subset", str(opts.test_subset),
                 "--num_train_epochs", str(opts.epochs), "--max_length", str(opts.max_length),

@@ -26,7 +26,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, Trainer
 
 from jal_trainer import JALConfig, JALTrainer
-from jal_trainer.train import package_versions
+from jal_trainer.run_outputs import package_versions
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write(results: dict[str, dict[str, Any]], args: argparse.Namespace, device: torch.device) -> None:
-    from jal_trainer.train import package_versions
+    from jal_trainer.run_outputs import package_versions
 
     sys.path.insert(0, str(Path(__file__).parent))
     import benchmark

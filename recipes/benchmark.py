@@ -608,7 +608,7 @@ def write_report(grid: Grid, runs: list[dict[str, Any]], out: str | os.PathLike[
 
 def _provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions: list[dict[str, Any]],
                 command: str) -> list[str]:
-    from jal_trainer.train import package_versions
+    from jal_trainer.run_outputs import package_versions
 
     # Runs measured elsewhere (the GPU cells of recipes/gpu/paper_grid.py) carry their own hardware.
     hw = next((r["hardware"] for r in runs if r.get("hardware")), None) or hardware()

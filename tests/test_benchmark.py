@@ -32,7 +32,7 @@ def _tiny_grid(path: Path) -> Path:
                             "jal-ce": {"l1_weight_decay": 5e-5, "weight_decay": 0.0}}},
         "datasets": [{
             "name": "digits",
-            "config": str(ROOT / "recipes" / "quickstart.yaml"),
+            "config": "quickstart",
             "regime": "sgd",
             "overrides": {"train_subset": 200, "test_subset": 100, "num_train_epochs": 1},
             "noise": [{"noise_type": "pairflip", "noise_rate": 0.4}],

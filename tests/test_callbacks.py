@@ -265,3 +265,22 @@ if __name__ == "__main__":
                        "mean_probs_shape": list(ddp_callback.mean_probabilities.shape),
                        "mean_probs_max_diff": float(np.abs(ddp_callback.mean_probabilities - by_hand).max())}
             Path(sys.argv[1]).write_text(json.dumps(payload))
+
+
+def test_the_training_set_pass_draws_a_labelled_bar_that_is_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import tqdm.auto
+
+    made, real = [], tqdm.auto.tqdm
+
+    def recording(*args, **kwargs):
+        bar = real(*args, **kwargs)
+        made.append((kwargs, bar))
+        return bar
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", recording)
+    train(str(tmp_path), train_size=64, epochs=2, disable_tqdm=False)
+    passes = [(kwargs, bar) for kwargs, bar in made if kwargs.get("desc") == "Predicting the training set"]
+    assert len(passes) == 2  # one per epoch, each its own bar
+    assert all(kwargs["leave"] is False and bar.n == bar.total == 2 for kwargs, bar in passes)  # 64 rows / 32
+    assert "Predicting the training set" in capsys.readouterr().err

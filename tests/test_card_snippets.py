@@ -14,11 +14,12 @@ from transformers import BertConfig, BertModel, BertTokenizerFast
 from jal_trainer import JALConfig, JALTrainer, cli
 from jal_trainer.arguments import DataArguments, ModelArguments
 from jal_trainer.hub import render_card
+from jal_trainer.recipes import recipe_path
 from jal_trainer.noise import noise_report_from_labels
 from jal_trainer.probe import embed_dataset, probe_model
-from jal_trainer.train import write_run
+from jal_trainer.run_outputs import write_run
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+RECIPE = recipe_path("quickstart")
 WORDS = ["apple", "river", "engine", "question", "about", "number"]
 
 

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from jal_trainer import cli
+from jal_trainer.arguments import parse_recipe
+from jal_trainer.recipes import recipe_names, recipe_path
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+RECIPE = recipe_path("quickstart")
 
 
 def test_jal_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,3 +44,26 @@ def test_a_run_ends_with_a_summary_table(tmp_path: Path, capsys: pytest.CaptureF
     table = out[out.index("jal train: finished"):].splitlines()
     assert table[1].split()[:3] == ["clean", "test", "accuracy"]
     assert any(line.split()[:2] == ["run", "folder"] and line.endswith(str(tmp_path / "run")) for line in table)
+
+
+def test_jal_recipes_lists_every_packaged_recipe_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["recipes"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == recipe_names() and len(lines) >= 10
+    quick = next(line for line in lines if line.startswith("quickstart "))
+    assert quick.split(None, 1)[1].startswith("Quickstart: the main job")
+    assert all(len(line.split(None, 1)) == 2 and len(line) < 140 for line in lines)
+
+
+def test_a_bare_config_name_is_a_packaged_recipe_and_a_file_wins(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    out = ["--output_dir", str(tmp_path / "o")]
+    by_name = parse_recipe(["--config", "quickstart", *out])
+    assert by_name == parse_recipe(["--config", "quickstart.yaml", *out]) == parse_recipe(["--config", str(RECIPE), *out])
+    assert by_name[0].noise_rate == 0.6 and by_name[1].model == "cnn8"
+    assert parse_recipe(["--config", "cifar10_sym0.4", *out])[0].noise_rate == 0.4  # a dot in the name
+    # a file of that name in the working folder is the user's own recipe, read instead
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart.yaml").write_text(RECIPE.read_text().replace("noise_rate: 0.6", "noise_rate: 0.2"))
+    assert parse_recipe(["--config", "quickstart.yaml", *out])[0].noise_rate == 0.2
+    assert parse_recipe(["--config", "quickstart", *out])[0].noise_rate == 0.6

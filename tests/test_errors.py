@@ -19,10 +19,11 @@ from torch import nn
 from jal_trainer import JALConfig, JALTrainer, cli
 from jal_trainer.hub import push_run, render_card
 from jal_trainer.arguments import parse_recipe
+from jal_trainer.recipes import recipe_path, resolve_recipe
 from jal_trainer.run_safety import check_output_dir, resolve_resume
 from jal_trainer.train import _check_text_model
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+RECIPE = recipe_path("quickstart")
 
 
 def quick(out: Path, *extra: str) -> list[str]:
@@ -115,6 +116,12 @@ CASES: list[Case] = [
      lambda t: quick(blocked(t)), PermissionError, ("not writable", "--output_dir")),
     ("a missing recipe file",
      None, lambda t: ["train", "--config", str(t / "nope.yaml")], ValueError, ("does not exist", "--config")),
+    ("a misspelt packaged recipe name",
+     lambda t: recipe_path("quickstrat"), lambda t: ["train", "--config", "quickstrat"],
+     ValueError, ("No packaged recipe named 'quickstrat'", "Did you mean --config quickstart")),
+    ("the old checkout path of a packaged recipe",
+     lambda t: resolve_recipe("recipes/quickstart.yaml"), lambda t: ["train", "--config", "recipes/quickstart.yaml"],
+     ValueError, ("does not exist", "--config quickstart")),
     ("jal card --out over an existing file",
      lambda t: render_card(finished_run(t), (t / "card.md").write_text("mine") and t / "card.md"),
      lambda t: ["card", str(finished_run(t)), "--out", str((t / "card.md").write_text("mine") and t / "card.md")],

@@ -44,7 +44,7 @@ from jal_trainer.metrics import compute_metrics_fn
 from jal_trainer.noise import noise_report_from_labels, transition_matrix
 from jal_trainer.paths import shared_dir
 from jal_trainer.trainer import JALTrainer
-from jal_trainer.train import write_run
+from jal_trainer.run_outputs import write_run
 
 MINILM = shared_dir() / "models" / "all-MiniLM-L6-v2"
 K, PER_CLASS, RATE = 3, 8, 0.25

@@ -12,12 +12,14 @@ from jal_trainer.label_issues import (
     RULES,
     confident_joint,
     class_balanced_probs,
+    column_array,
     find_label_issues,
     issue_report,
     label_scores,
     per_class_thresholds,
     score_label_issues,
     softmax,
+    with_columns,
 )
 
 
@@ -236,3 +238,47 @@ def test_model_with_kwargs_gets_numeric_inputs_only() -> None:
     result = find_label_issues(model, data)
     assert model.seen == {"features"}
     assert result.probs.shape == (2, 2) and result.report["wrong"] == 1
+
+
+@pytest.mark.parametrize("view", ["shuffle", "subset", "filter", "torch format", "some columns formatted"])
+def test_new_columns_on_an_indices_mapping_equal_add_column(view: str) -> None:
+    """with_columns keeps the mapping (no copy of the other columns) and gives what add_column gives."""
+    rng = np.random.default_rng(0)
+    base = Dataset.from_dict({"x": rng.normal(size=(300, 4)).astype(np.float32), "label": rng.integers(0, 3, 300)})
+    ds = {"shuffle": lambda: base.shuffle(seed=1), "subset": lambda: base.select(rng.permutation(300)[:120]),
+          "filter": lambda: base.filter(lambda row: row["label"] == 1),
+          "torch format": lambda: base.shuffle(seed=2).with_format("torch"),
+          "some columns formatted": lambda: base.shuffle(seed=3).with_format("numpy", columns=["label"])}[view]()
+    scores, flags = rng.random(len(ds)), rng.random(len(ds)) < 0.3
+    got = with_columns(ds, {"score": scores, "flag": flags})
+    want = ds.add_column("score", scores).add_column("flag", flags)
+    assert got._indices is not None and len(got.data) == 300  # the table was not flattened or copied
+    assert got.column_names == want.column_names and got.features == want.features and got.format == want.format
+    for column in want.column_names:
+        np.testing.assert_array_equal(got.with_format("numpy")[column], want.with_format("numpy")[column])
+    assert str(got[:3]) == str(want[:3])  # formatted rows too
+
+
+def test_find_label_issues_on_a_shuffled_set_keeps_rows_in_order() -> None:
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 200)
+    probs = rng.dirichlet(np.ones(3), size=200)
+    ds = Dataset.from_dict({"label": labels, "x": rng.normal(size=(200, 2))}).shuffle(seed=0)
+    order = np.asarray(ds._indices.column(0))
+    found = find_label_issues(probs[order], ds)
+    expected_scores, expected_flags = score_label_issues(probs[order], labels[order])
+    np.testing.assert_allclose(found.dataset.with_format("numpy")["label_issue_score"], expected_scores)
+    np.testing.assert_array_equal(found.dataset.with_format("numpy")["is_label_issue"], expected_flags)
+    np.testing.assert_array_equal(found.dataset.with_format("numpy")["label"], labels[order])
+
+
+@pytest.mark.parametrize("view", ["plain", "shuffled", "selected"])
+def test_column_array_reads_rows_in_order_as_writable_numpy(view: str) -> None:
+    ds = Dataset.from_dict({"label": [3, 1, 2, 0], "flag": [True, False, True, False], "x": [[1.0], [2.0], [3.0], [4.0]]})
+    order = {"plain": [0, 1, 2, 3], "shuffled": [2, 0, 3, 1], "selected": [3, 1]}[view]
+    view_ds = ds if view == "plain" else ds.select(order)
+    labels = column_array(view_ds, "label")
+    assert labels.tolist() == [[3, 1, 2, 0][i] for i in order] and labels.dtype == np.int64
+    assert column_array(view_ds, "flag").tolist() == [[True, False, True, False][i] for i in order]
+    assert column_array(view_ds, "x").tolist() == [[float(i + 1)] for i in order]  # nested: numpy format
+    labels[0] = 9  # callers may write into it

@@ -20,6 +20,7 @@ from jal_trainer.losses import LOSS_NAMES, build_loss
 from jal_trainer.ner.noise import entity_noise, token_noise_report
 from jal_trainer.ner.tags import entity_spans
 from jal_trainer.noisy_datasets import add_label_noise, noise_report
+from jal_trainer.recipes import RECIPES_DIR
 
 sys.path.insert(0, str(Path(__file__).parent))
 from token_runs import TAGS, WORDS, tiny_token_bert, tiny_tokenizer, token_step, write_conll  # noqa: E402
@@ -291,10 +292,11 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path) -> None:
     assert "type: token-classification" in card and "type: f1" in card and "entity_noise_rate" in card
 
 
-@pytest.mark.parametrize("recipe", sorted((Path(__file__).parents[1] / "recipes" / "ner").glob("*.yaml")))
+@pytest.mark.parametrize("recipe", sorted((RECIPES_DIR / "ner").glob("*.yaml")))
 def test_ner_recipes_parse(recipe: Path) -> None:
     from jal_trainer.arguments import parse_recipe
 
+    assert parse_recipe(["--config", f"ner/{recipe.stem}"]) == parse_recipe(["--config", str(recipe)])
     data, model, _ = parse_recipe(["--config", str(recipe)])
     assert model.task == "token-classification" and data.noise_type == "column"
     assert data.noise_column == f"noise_{recipe.stem.split('-')[-1]}" and "${shared}" in data.data_path

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -236,8 +237,10 @@ def test_bad_input_messages():
         add_label_noise(ds, "symmetric", 0.2, seed=0, label_column="target")
     with pytest.raises(ValueError, match="class_encode_column"):
         add_label_noise(ds, "symmetric", 0.2, seed=0, label_column="text")
+    with pytest.warns(UserWarning, match="of the labels changed"):  # 5 per class: the exact sampler flips none
+        noisy = add_label_noise(ds, "symmetric", 0.2, seed=0)
     with pytest.raises(ValueError, match="already exists"):
-        add_label_noise(add_label_noise(ds, "symmetric", 0.2, seed=0), "symmetric", 0.2, seed=0)
+        add_label_noise(noisy, "symmetric", 0.2, seed=0)
     with pytest.raises(ValueError, match=r"unknown noise kind.*majority-vote"):
         add_label_noise(ds, "uniform", 0.2, seed=0)
     with pytest.raises(ValueError, match=r"rate must be in \[0, 1\]"):
@@ -260,3 +263,13 @@ def test_transition_matrix_is_exported():
 
     assert exported is transition_matrix
     assert min_admissible_a(exported("pairflip", 0.4, 10)) == pytest.approx(5.0)
+
+
+def test_unrealised_noise_warning_measures_against_what_the_kind_moves():
+    """cifar10-asym flips 5 of 10 classes: rate 0.4 moves ~20% of the labels, which is not a shortfall."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: 19.4% realised of the 20% that T moves
+        realised = noise_report(add_label_noise(labelled(1000), "cifar10-asym", 0.4, seed=3)).noise_rate
+    assert 0.15 < realised <= 0.2
+    with pytest.warns(UserWarning, match=r"cifar10-asym noise 0.1 but only 0.0%"):  # 3 per class: floor(0.3) = 0
+        add_label_noise(labelled(30), "cifar10-asym", 0.1, seed=0)

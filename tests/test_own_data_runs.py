@@ -15,6 +15,7 @@ from datasets import ClassLabel, Dataset, Features, Value
 
 from jal_trainer import JALConfig, JALTrainer
 from jal_trainer.paths import shared_dir
+from jal_trainer.recipes import recipe_path
 from jal_trainer.train import main
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -152,7 +153,7 @@ def test_jal_trainer_accepts_int_and_ignored_labels(tmp_path: Path) -> None:
 
 def test_choosing_the_best_checkpoint_holds_out_validation_rows(tmp_path: Path) -> None:
     """load_best_model_at_end evaluates on rows cut from train (digits has no validation split), never on test."""
-    recipe = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+    recipe = recipe_path("quickstart")
     out = tmp_path / "run"
     main(["--config", str(recipe), "--output_dir", str(out), "--max_steps", "2", "--load_best_model_at_end", "true",
           "--eval_strategy", "steps", "--eval_steps", "1", "--save_strategy", "steps", "--save_steps", "1",

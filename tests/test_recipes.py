@@ -16,7 +16,7 @@ from jal_trainer.paths import shared_dir
 from jal_trainer.train import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from recipe_runs import RECIPES, RECIPE_RUNS, recipe_argv  # noqa: E402
+from recipe_runs import RECIPES, RECIPE_RUNS, recipe_argv, tiny_run_warnings  # noqa: E402
 
 ALL_RECIPES = sorted(p.stem for p in RECIPES.glob("*.yaml"))
 needs_shared = pytest.mark.skipif(not (shared_dir() / "data").is_dir(), reason="../shared/data is not here")
@@ -42,7 +42,8 @@ def test_every_recipe_trains_and_writes_its_run(name: str, tmp_path: Path) -> No
         pytest.skip("../shared/data is not here")
     text = "models/all-MiniLM" in (RECIPES / f"{name}.yaml").read_text()
     extra = ["--freeze_encoder", "true"] if text and name != FULL_FINE_TUNE else []
-    metrics = short_run(name, tmp_path, *extra)
+    with tiny_run_warnings(tmp_path):
+        metrics = short_run(name, tmp_path, *extra)
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
     assert json.loads((tmp_path / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
     recipe = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
@@ -103,7 +104,8 @@ def test_exact_sampler_on_small_classes_warns_and_iid_realises_the_rate(tmp_path
     # 64 digits, ~6 per class: floor(0.4 / 9 * 6) = 0 flips per class pair with the exact sampler
     with pytest.warns(UserWarning, match="noise_sampler"):
         short_run("quickstart", tmp_path / "exact", "--noise_rate", "0.4")
-    short_run("quickstart", tmp_path / "iid", "--noise_rate", "0.4", "--noise_sampler", "iid")
+    with tiny_run_warnings(tmp_path / "iid"):
+        short_run("quickstart", tmp_path / "iid", "--noise_rate", "0.4", "--noise_sampler", "iid")
     realised = json.loads((tmp_path / "iid" / "noise_report.json").read_text())["noise_rate"]
     assert 0.2 < realised < 0.6
 
@@ -145,7 +147,8 @@ def test_two_processes_train_like_one(tmp_path: Path) -> None:
         digests = {(tmp_path / "two" / f"{name}.rank{r}").read_text() for r in (0, 1)}
         assert len(digests) == 1, f"{name}: the two processes built different noisy labels"
         one = tmp_path / "one" / name
-        main(recipe_argv(name, one, per_device_batch=8, accumulation=2))
+        with tiny_run_warnings(one):
+            main(recipe_argv(name, one, per_device_batch=8, accumulation=2))
         a, b = trainable_weights(one), trainable_weights(tmp_path / "two" / name)
         assert a.keys() == b.keys()
         worst = max((a[k] - b[k]).abs().max().item() for k in a)

@@ -24,9 +24,10 @@ from transformers import TrainerCallback
 from jal_trainer import cli
 from jal_trainer import train as train_module
 from jal_trainer.epoch_state import restore, save
+from jal_trainer.recipes import recipe_path
 from jal_trainer.run_safety import check_output_dir, resolve_resume
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml"
+RECIPE = recipe_path("quickstart")
 EPOCHS = 4
 STEPS_PER_EPOCH = 8  # 256 rows / batch 32
 

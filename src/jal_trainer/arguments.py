@@ -4,13 +4,12 @@ A recipe is a YAML file whose keys are exactly these field names; command-line f
 same names override it. `parse_recipe` does both and rejects unknown keys by name.
 
 Example:
-    >>> data, model, train = parse_recipe(["--config", "recipes/quickstart.yaml", "--num_train_epochs", "1"])  # doctest: +SKIP
+    >>> data, model, train = parse_recipe(["--config", "quickstart", "--num_train_epochs", "1"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import difflib
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from jal_trainer.config import JALConfig
+from jal_trainer.recipes import resolve_recipe
 
 VISION_MODELS = ("cnn8", "resnet18", "resnet34")
 
@@ -227,18 +227,17 @@ def parse_recipe(argv: list[str] | None = None) -> tuple[DataArguments, ModelArg
 
 
 def _config_path(argv: list[str] | None) -> Path | None:
+    """The recipe file of ``--config``: a path, or the bare name of a packaged recipe."""
     args = list(argv) if argv is not None else sys.argv[1:]
     for i, arg in enumerate(args):
         if arg == "--config" and i + 1 < len(args):
-            return Path(args[i + 1])
+            return resolve_recipe(args[i + 1])
         if arg.startswith("--config="):
-            return Path(arg.split("=", 1)[1])
+            return resolve_recipe(arg.split("=", 1)[1])
     return None
 
 
 def _read_recipe(path: Path, parser: HfArgumentParser) -> dict[str, Any]:
-    if not path.is_file():
-        raise ValueError(f"Recipe file {os.fspath(path)!r} does not exist. Pass an existing YAML file to --config.")
     recipe = yaml.safe_load(path.read_text()) or {}
     if not isinstance(recipe, dict):
         raise ValueError(f"Recipe {path} must be a mapping of field names to values, got {type(recipe).__name__}.")

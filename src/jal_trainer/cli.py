@@ -1,4 +1,4 @@
-"""The ``jal`` command: ``jal train``, ``jal report``, ``jal card``, ``jal push``.
+"""The ``jal`` command: ``jal train``, ``jal report``, ``jal card``, ``jal push``, ``jal recipes``.
 
 One `argparse` parser with a subparser per command (`make_parser`); each command lives in its own
 module with its own ``make_parser()`` and ``main(argv)``, so it also runs in-process (the tests
@@ -6,7 +6,8 @@ call them that way) and as ``python -m``. Mistakes in the input end as one line 
 exit status 2, without a traceback; Ctrl-C during training exits 130 after saving a checkpoint.
 
 Example:
-    $ jal train --config recipes/quickstart.yaml
+    $ jal recipes
+    $ jal train --config quickstart
     $ jal report runs/quickstart
     $ jal push runs/quickstart --repo-id me/digits-jal --dry-run
 """
@@ -23,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("jal_trainer.report", "main", "Turn a finished run into its plots and tables."),
     "card": ("jal_trainer.hub.commands", "card_main", "Render the model card of a finished run."),
     "push": ("jal_trainer.hub.commands", "push_main", "Push a finished run (model and card) to the Hugging Face Hub."),
+    "recipes": ("jal_trainer.recipes", "main", "List the recipes that ship with the package, one line each."),
 }
 
 # What the library raises for bad input (a missing file is an OSError, a bad value a ValueError).

@@ -1,9 +1,9 @@
 """Label noise for Hugging Face ``datasets``: synthetic, human (CIFAR-10N) and weak (WRENCH).
 
-A thin layer over :mod:`jal_trainer.noise`. Whatever the source of the noise, the result looks
-the same to a Trainer: the label column holds the noisy labels, the original labels move to a
-clean-label column (same feature type, ``ClassLabel`` included) and a boolean column flags the
-samples whose label changed.
+A thin layer over :mod:`jal_trainer.noise` (columns are read in :mod:`jal_trainer.noise_columns`).
+Whatever the source of the noise, the result looks the same to a Trainer: the label column holds
+the noisy labels, the original labels move to a clean-label column (same feature type,
+``ClassLabel`` included) and a boolean column flags the samples whose label changed.
 
 Determinism: the noisy label array is computed once, up front, from the whole label column
 with the seeded NumPy sampler; ``Dataset.map`` only writes it, by row index. The output and its
@@ -32,127 +32,24 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-from datasets import ClassLabel, Dataset, DatasetDict, Value
+from datasets import Dataset, DatasetDict, Value
 from numpy.typing import ArrayLike
 
-from jal_trainer.noise import (
-    NOISE_KINDS,
-    Kind,
-    NoiseReport,
-    Seed,
-    _normalise_kind,
-    _rng,
-    majority_vote,
-    make_noisy_labels,
-    noise_report_from_labels,
+from jal_trainer.noise import Kind, NoiseReport, Seed, _rng, noise_report_from_labels
+from jal_trainer.noise_columns import (
+    DATASET_KINDS,
+    FeatureSource,
+    _feature_array,
+    _is_token_column,
+    _label_array,
+    _noisy_labels,
+    _num_classes,
 )
 
 __all__ = ["DATASET_KINDS", "add_label_noise", "noise_report"]
 
-DATASET_KINDS: tuple[str, ...] = ("column", "majority-vote")
-"""Kinds that read real noisy labels from a column, on top of :data:`~jal_trainer.noise.NOISE_KINDS`."""
-
-_ABSTAIN_RULES = ("random", "clean", "drop")
 # Bump when the noise algorithms change, so that stale cache files are not reused.
 _ALGORITHM_VERSION = 1
-
-FeatureSource = str | ArrayLike | Mapping[str, ArrayLike]
-
-
-# --------------------------------------------------------------------------------------------
-# reading columns
-# --------------------------------------------------------------------------------------------
-
-
-def _require_column(ds: Dataset, name: str, role: str, option: str) -> None:
-    if name not in ds.column_names:
-        raise ValueError(
-            f"{role} column {name!r} is not in the dataset (columns: {ds.column_names}); "
-            f"pass the right name with {option}=..."
-        )
-
-
-def _arrow_column(ds: Dataset, name: str) -> Any:
-    """The column as a pyarrow ChunkedArray, in the dataset's row order.
-
-    Reading through ``ds[name]`` or ``with_format`` costs seconds per million rows on a
-    shuffled or selected dataset; taking the indices mapping in Arrow costs milliseconds.
-    """
-    column = ds.data.column(name)
-    indices = getattr(ds, "_indices", None)
-    return column if indices is None else column.take(indices.column(0))
-
-
-def _label_array(ds: Dataset, name: str, role: str = "label", option: str = "label_column") -> np.ndarray:
-    """``(n,)`` int64 labels of column ``name``, or a ValueError saying how to fix the column."""
-    _require_column(ds, name, role, option)
-    feature = ds.features[name]
-    dtype = getattr(feature, "dtype", None)
-    if not isinstance(feature, ClassLabel) and not (isinstance(feature, Value) and dtype and "int" in dtype):
-        raise ValueError(
-            f"{role} column {name!r} must hold integer class indices (ClassLabel or int), got "
-            f"{feature}; encode it first, e.g. dataset.class_encode_column({name!r})."
-        )
-    column = _arrow_column(ds, name)
-    if column.null_count:
-        raise ValueError(f"{role} column {name!r} has {column.null_count} missing values; fill or drop them first.")
-    return np.asarray(column.to_numpy(), dtype=np.int64)
-
-
-def _votes_array(ds: Dataset, name: str) -> np.ndarray:
-    """``(n, m)`` int64 weak labels of list column ``name``; ragged rows padded with -1 (abstain)."""
-    _require_column(ds, name, "weak-label", "column")
-    column = _arrow_column(ds, name).combine_chunks()
-    if pa.types.is_fixed_size_list(column.type):
-        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False))
-        lengths = np.full(len(column), column.type.list_size, dtype=np.int64)
-    elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        offsets = np.asarray(column.offsets.to_numpy(), dtype=np.int64)
-        values = np.asarray(column.flatten().to_numpy(zero_copy_only=False))
-        lengths = np.diff(offsets)
-    else:
-        raise ValueError(
-            f"weak-label column {name!r} must be a list of ints per row (one vote per labelling "
-            f"function, -1 = abstain), got {ds.features[name]}."
-        )
-    if values.size and values.dtype.kind not in "iu":
-        raise ValueError(f"weak-label column {name!r} must hold integer votes without nulls, got {values.dtype}.")
-    votes = np.full((lengths.size, int(lengths.max(initial=0))), -1, dtype=np.int64)
-    rows = np.repeat(np.arange(lengths.size), lengths)
-    starts = np.cumsum(lengths) - lengths
-    votes[rows, np.arange(values.size) - np.repeat(starts, lengths)] = values
-    return votes
-
-
-def _feature_array(ds: Dataset, features: FeatureSource, split: str | None) -> np.ndarray:
-    if isinstance(features, str):
-        _require_column(ds, features, "feature", "features")
-        return np.asarray(ds.with_format("numpy")[features][:])
-    if isinstance(features, Mapping):
-        if split not in features:
-            raise ValueError(
-                f"features has no entry for split {split!r} (keys: {list(features)}); give one array per split."
-            )
-        return np.asarray(features[split])
-    return np.asarray(features)
-
-
-def _is_token_column(ds: Dataset, name: str) -> bool:
-    """True for a ``Sequence(ClassLabel)`` column: token labels, handled by `jal_trainer.ner.noisy`."""
-    return isinstance(getattr(ds.features.get(name), "feature", None), ClassLabel)
-
-
-def _num_classes(ds: Dataset, label_column: str, num_classes: int | None) -> int | None:
-    feature = ds.features[label_column]
-    if isinstance(feature, ClassLabel):
-        if num_classes is not None and num_classes != feature.num_classes:
-            raise ValueError(
-                f"num_classes={num_classes} contradicts the ClassLabel of {label_column!r} "
-                f"({feature.num_classes} classes); drop num_classes= or fix the feature."
-            )
-        return feature.num_classes
-    return num_classes
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,78 +80,6 @@ def _fingerprint(ds: Dataset, params: Mapping[str, Any]) -> str:
         default=repr,
     )
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
-
-
-# --------------------------------------------------------------------------------------------
-# noisy label arrays, per kind
-# --------------------------------------------------------------------------------------------
-
-
-def _noisy_from_column(
-    ds: Dataset, column: str | None, label_column: str, num_classes: int | None, clean: np.ndarray
-) -> np.ndarray:
-    if column is None:
-        raise ValueError("kind 'column' needs the noisy label column: pass column='worse_label' (for example).")
-    if column == label_column:
-        raise ValueError(f"column={column!r} is the label column itself; name the column with the noisy labels.")
-    noisy = _label_array(ds, column, "noisy-label", "column")
-    K = num_classes if num_classes is not None else int(max(clean.max(initial=0), noisy.max(initial=0))) + 1
-    if noisy.size and (noisy.min() < 0 or noisy.max() >= K):
-        raise ValueError(f"noisy-label column {column!r} has values outside [0, {K}); remap it or pass num_classes.")
-    return noisy
-
-
-def _noisy_from_votes(
-    ds: Dataset,
-    column: str | None,
-    num_classes: int | None,
-    clean: np.ndarray,
-    seed: Seed,
-    tie_break: str,
-    abstain: str,
-) -> tuple[np.ndarray, np.ndarray]:
-    if column is None:
-        raise ValueError("kind 'majority-vote' needs the weak-label column: pass column='weak_labels'.")
-    if abstain not in _ABSTAIN_RULES:
-        raise ValueError(f"unknown abstain rule {abstain!r}; use one of {', '.join(_ABSTAIN_RULES)}.")
-    votes = _votes_array(ds, column)
-    K = num_classes if num_classes is not None else int(max(clean.max(initial=0), votes.max(initial=0))) + 1
-    noisy, covered = majority_vote(votes, K, seed=seed, tie_break=tie_break)
-    if abstain == "clean":
-        noisy[~covered] = clean[~covered]
-    return noisy, covered
-
-
-def _noisy_labels(
-    ds: Dataset,
-    clean: np.ndarray,
-    kind: Kind,
-    rate: float | None,
-    K: int | None,
-    rng: np.random.Generator,
-    feature_array: np.ndarray | None,
-    opts: Mapping[str, Any],
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The ``(n,)`` noisy labels, and a ``(n,)`` bool mask of rows to keep (or None: keep all)."""
-    name = _normalise_kind(kind) if isinstance(kind, str) else None
-    if name in DATASET_KINDS and rate is not None:
-        raise ValueError(f"kind {kind!r} reads real noisy labels and takes no rate; drop rate=.")
-    if name == "column":
-        return _noisy_from_column(ds, opts["column"], opts["label_column"], K, clean), None
-    if name == "majority-vote":
-        noisy, covered = _noisy_from_votes(ds, opts["column"], K, clean, rng, opts["tie_break"], opts["abstain"])
-        return noisy, (covered if opts["abstain"] == "drop" else None)
-    if opts["column"] is not None:
-        raise ValueError(f"column= is only read by kinds {DATASET_KINDS}; drop it for kind {kind!r}.")
-    if name is not None and name not in NOISE_KINDS:
-        raise ValueError(
-            f"unknown noise kind {kind!r}; valid kinds: {', '.join(NOISE_KINDS + DATASET_KINDS)}, a "
-            "{source: target} class map, or a (K, K) matrix."
-        )
-    noisy, _ = make_noisy_labels(
-        clean, kind, rate, seed=rng, num_classes=K, sampler=opts["sampler"], features=feature_array, std=opts["std"]
-    )
-    return noisy, None
 
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +241,7 @@ def add_label_noise(
     )  # fmt: skip
     if isinstance(dataset, Dataset):
         return _warn_if_unrealised(_noisy_split(dataset, kind, rate, split=None, **kwargs), kind, rate, sampler,
-                                   flag_column)
+                                   flag_column, clean_column)
     if not isinstance(dataset, DatasetDict):
         raise ValueError(
             f"add_label_noise takes a datasets.Dataset or DatasetDict, got {type(dataset).__name__}; "
@@ -431,18 +256,37 @@ def add_label_noise(
     out = dict(dataset)
     for name in names:
         out[name] = _warn_if_unrealised(_noisy_split(dataset[name], kind, rate, split=name, **kwargs), kind, rate,
-                                        sampler, flag_column)
+                                        sampler, flag_column, clean_column)
     return DatasetDict(out)
 
 
-def _warn_if_unrealised(split: Dataset, kind: Any, rate: float | None, sampler: str, flag_column: str) -> Dataset:
-    """Warn when synthetic noise changed far fewer labels than asked (the exact sampler on small classes)."""
+def _expected_rate(split: Dataset, kind: str, rate: float, clean_column: str) -> float:
+    """The fraction of these rows the kind's ``T`` moves: ``rate``, less where some classes never flip (cifar10-asym)."""
+    from jal_trainer.noise import transition_matrix
+
+    if kind == "instance" or clean_column not in split.column_names or _is_token_column(split, clean_column):
+        return rate
+    clean = _label_array(split, clean_column)
+    K = getattr(split.features[clean_column], "num_classes", None) or int(clean.max(initial=0)) + 1
+    try:
+        T = transition_matrix(kind, rate, K)
+    except ValueError:  # the CIFAR kinds fix K themselves
+        try:
+            T = transition_matrix(kind, rate)
+        except ValueError:  # a kind without a matrix
+            return rate
+    return float((1.0 - np.diagonal(T))[clean].mean())
+
+
+def _warn_if_unrealised(split: Dataset, kind: Any, rate: float | None, sampler: str, flag_column: str,
+                        clean_column: str = "clean_label") -> Dataset:
+    """Warn when synthetic noise changed under half the labels its ``T`` moves (the exact sampler on small classes)."""
     if not isinstance(kind, str) or kind in ("column", "majority-vote") or not rate or len(split) == 0:
         return split
     import warnings
 
     realised = float(split.with_format("numpy", columns=[flag_column])[:][flag_column].mean())
-    if realised < 0.5 * rate:
+    if realised < 0.5 * _expected_rate(split, kind, rate, clean_column):
         warnings.warn(
             f"Requested {kind} noise {rate} but only {realised:.1%} of the labels changed: the '{sampler}' sampler "
             "flips floor(T[i, j] * n_i) samples per class pair, which is 0 when classes are small. Pass "

@@ -12,6 +12,8 @@ Example:
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -25,15 +27,48 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def trainer_logits(trainer: Any, dataset: Any) -> np.ndarray:
+@contextmanager
+def labelled_prediction_bar(trainer: Any, desc: str) -> Iterator[None]:
+    """Give the progress bar of the ``trainer.predict`` calls inside this block a label, and drop it when done.
+
+    ``transformers.ProgressCallback`` draws an unlabelled prediction bar; nested under the training
+    bar, a pass over the training set each epoch would read as a stray evaluation. Here the bar says
+    what it counts and is cleared when the pass ends (``leave=False``). Without a
+    ``ProgressCallback`` (``disable_tqdm=True``) nothing changes.
+    """
+    from tqdm.auto import tqdm
+    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_utils import has_length
+
+    progress = [cb for cb in trainer.callback_handler.callbacks if isinstance(cb, ProgressCallback)]
+    for callback in progress:
+        step = callback.on_prediction_step
+
+        def on_prediction_step(args, state, control, eval_dataloader=None, _cb=callback, _step=step, **kwargs):
+            # start the bar before ProgressCallback would start its own (it only creates one when none is open)
+            if state.is_world_process_zero and _cb.prediction_bar is None and has_length(eval_dataloader):
+                _cb.prediction_bar = tqdm(total=len(eval_dataloader), desc=desc, leave=False, dynamic_ncols=True)
+            return _step(args, state, control, eval_dataloader=eval_dataloader, **kwargs)
+
+        callback.on_prediction_step = on_prediction_step  # this instance only, undone below
+    try:
+        yield
+    finally:
+        for callback in progress:
+            del callback.on_prediction_step
+
+
+def trainer_logits(trainer: Any, dataset: Any, *, desc: str = "Predicting the training set") -> np.ndarray:
     """(N, K) logits of ``trainer.model`` on ``dataset``, in dataset order, gathered over processes.
 
     Uses ``trainer.predict``: sequential sampler, padding of the last batch dropped, so every
-    process gets all N rows. Pass the rows without augmentation (e.g.
+    process gets all N rows. Its progress bar reads ``desc`` and is cleared when done. Pass the
+    rows without augmentation (e.g.
     ``DeviceImageDataset.without_augmentation()``). (`JALTrainer` starts every evaluation loop
     from zero, so this pass does not leak into the loss parts of the next logged evaluation.)
     """
-    output = trainer.predict(dataset, metric_key_prefix="label_issues")
+    with labelled_prediction_bar(trainer, desc):
+        output = trainer.predict(dataset, metric_key_prefix="label_issues")
     if output.predictions is None:
         raise ValueError("trainer.predict returned no logits: set prediction_loss_only=False in the arguments.")
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
@@ -106,4 +141,4 @@ def _is_numeric(feature: Any) -> bool:
     return dtype is not None and dtype not in ("string", "large_string", "binary", "large_binary")
 
 
-__all__ = ["model_logits", "softmax", "trainer_logits"]
+__all__ = ["labelled_prediction_bar", "model_logits", "softmax", "trainer_logits"]

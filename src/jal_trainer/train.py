@@ -2,32 +2,31 @@
 
 Every run writes to ``output_dir``: the model (``save_pretrained``), ``recipe.yaml`` (the resolved
 configuration of all three dataclasses, seed included), ``versions.json``, ``noise_report.json``
-and ``metrics.json`` (``test_accuracy`` on the clean test labels, as a fraction).
+and ``metrics.json`` (``test_accuracy`` on the clean test labels, as a fraction); the writing is in
+:mod:`jal_trainer.run_outputs`.
 
 Example:
-    $ jal train --config recipes/quickstart.yaml
-    $ jal train --config recipes/quickstart.yaml --loss_type ce --output_dir runs/quickstart-ce
+    $ jal train --config quickstart
+    $ jal train --config quickstart --loss_type ce --output_dir runs/quickstart-ce
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from datasets import DatasetDict, Image
 from transformers import set_seed
 from transformers.utils import logging
 
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
-from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
+from jal_trainer.config import JALConfig
 from jal_trainer.metrics import compute_metrics_fn
+# package_versions and _jsonable stay importable from here (scripts and modules written before the split)
+from jal_trainer.run_outputs import _jsonable, package_versions, write_label_issues, write_run  # noqa: F401
 from jal_trainer.trainer import JALTrainer
 
 logger = logging.get_logger(__name__)
@@ -368,93 +367,3 @@ def _callbacks(data: DataArguments, dataset: Any) -> list[Any]:
     if callback is None and data.find_label_issues:
         callback = EpochProbabilitiesCallback(rows)
     return [callback] if callback is not None else []
-
-
-# ---- outputs ------------------------------------------------------------------------------------
-
-
-def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, args: JALConfig,
-              metrics: dict[str, float], report: Any) -> None:
-    """Write the model, the resolved recipe, versions, noise report and metrics to ``output_dir``."""
-    out = Path(args.output_dir)
-    if model.freeze_encoder and model.model not in VISION_MODELS:
-        _save_frozen_encoder_model(trainer, model.model, out)
-    else:
-        trainer.save_model()
-    trainer.save_state()
-    recipe = {**asdict(data), **asdict(model), **_jsonable(args.to_dict())}
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    (out / "versions.json").write_text(json.dumps(package_versions(), indent=2))
-    (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-
-
-def _save_frozen_encoder_model(trainer: JALTrainer, encoder: str, out: Path) -> None:
-    """Save encoder + pooling + trained head as one model, with the tokenizer, so the folder reads raw text."""
-    from transformers import AutoTokenizer
-
-    from jal_trainer.models.sentence import from_probe
-    from jal_trainer.paths import resolve_path
-
-    path = resolve_path(encoder)
-    source = str(path) if path.exists() else encoder
-    from_probe(trainer.accelerator.unwrap_model(trainer.model), source).save_pretrained(out)
-    AutoTokenizer.from_pretrained(source).save_pretrained(out)
-
-
-def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, out: Path) -> dict[str, Any] | None:
-    """Flag the training labels the model disagrees with; write ``label_issues.json`` and ``label_issues.csv``.
-
-    Uses the probabilities averaged over epochs by the run's `EpochProbabilitiesCallback`. The
-    JSON holds the rule, counts, the precision / recall / F1 against the clean labels when they are
-    known, and the 20 highest-scoring rows; the CSV one row per training example: ``index``,
-    ``label``, ``label_issue_score``, ``is_label_issue`` (and ``clean_label`` when known).
-    """
-    from jal_trainer.callbacks import EpochProbabilitiesCallback
-    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, column_array, find_label_issues
-
-    source = next((c for c in callbacks if isinstance(c, EpochProbabilitiesCallback) and c.epochs_seen), None)
-    if source is None:
-        logger.warning("No averaged training probabilities (no epoch ended): label issues not written.")
-        return None
-    found = find_label_issues(source, train, label_column=LABEL, rule=data.label_issue_rule)
-    columns = [c for c in (LABEL, CLEAN_LABEL_COLUMN, SCORE_COLUMN, ISSUE_COLUMN) if c in found.dataset.column_names]
-    table = found.dataset.select_columns(columns).add_column("index", np.arange(len(found.dataset)))
-    table = table.select_columns(["index", *columns])
-    table.to_csv(str(out / "label_issues.csv"), index=False)
-    top = np.argsort(-found.scores, kind="stable")[:20]
-    given = column_array(train, LABEL)
-    summary = {
-        "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
-        "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
-        "flagged_fraction": float(found.issues.mean()) if len(found.issues) else 0.0,
-        "report": found.report,
-        "top": [{"index": int(i), "label": int(given[i]), "score": float(found.scores[i])} for i in top],
-    }
-    (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of Python and the libraries a result depends on."""
-    import accelerate
-    import datasets
-    import torch
-    import transformers
-
-    import jal_trainer
-
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "accelerate": accelerate.__version__,
-        "jal_trainer": jal_trainer.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(values, default=str))

@@ -16,7 +16,7 @@ the clean test tags, and token ``test_accuracy``), ``label_issues.json`` and a m
 ``README.md``.
 
 Example:
-    $ jal train --config recipes/ner/noisebench-crowd.yaml
+    $ jal train --config ner/noisebench-crowd
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def _label_issues(trainer: Any, aligned: Any, words: Any, names: list[str], colu
 def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: dict[str, float], report: Any,
                issues: dict[str, Any] | None) -> None:
     from jal_trainer.ner.card import write_token_card
-    from jal_trainer.train import _jsonable, package_versions
+    from jal_trainer.run_outputs import _jsonable, package_versions
 
     out = Path(args.output_dir)
     trainer.save_model()

@@ -1,0 +1,240 @@
+"""The numpy core of label-issue finding: class-normalised scores and the flagging rules.
+
+Pure functions over ``(N, K)`` probabilities and ``(N,)`` given labels, with no dependency on
+transformers or datasets; :mod:`jal_trainer.label_issues` documents the score and the rules
+(`RULES`) and applies them to a data set with `find_label_issues`.
+
+Example:
+    >>> import numpy as np
+    >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.65, 0.35], [0.95, 0.05]])
+    >>> score_label_issues(probs, np.array([0, 0, 1, 1, 1]))[1].tolist()
+    [False, False, False, False, True]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+RULES = ("class-balanced", "argmax", "per-class-threshold", "noise-rate")
+DEFAULT_RULE = "class-balanced"
+
+
+def _check_inputs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if probs.ndim != 2:
+        raise ValueError(
+            f"probs must have shape (N, K), got {probs.shape}. Pass one row of class probabilities per example."
+        )
+    if labels.shape != (probs.shape[0],):
+        raise ValueError(
+            f"labels must have shape (N,) = ({probs.shape[0]},) to match probs, got {labels.shape}. "
+            "Pass one given label per row of probs."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}. Pass class indices 0..K-1.")
+    if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[1]):
+        raise ValueError(
+            f"labels must lie in [0, {probs.shape[1] - 1}], got values in [{labels.min()}, {labels.max()}]. "
+            "Drop unlabelled rows (-1) or widen probs to every class."
+        )
+    if not np.all(np.isfinite(probs)) or probs.min() < 0:
+        raise ValueError("probs must be finite and non-negative. Pass softmax probabilities, not logits.")
+    if not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("Each row of probs must sum to 1. Apply softmax to the logits first.")
+    return probs, labels.astype(np.int64)
+
+
+def per_class_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Confident learning's thresholds: ``t_j`` = mean of ``p_j`` over the examples labelled ``j``.
+
+    Args:
+        probs: (N, K) predicted probabilities, rows sum to 1.
+        labels: (N,) given labels in 0..K-1.
+
+    Returns:
+        (K,) thresholds. A class that labels no example gets threshold 1 + eps (never cleared), so
+        nothing is reassigned to a class the data never uses.
+
+    Example:
+        >>> per_class_thresholds(np.array([[0.9, 0.1], [0.7, 0.3], [0.4, 0.6]]), np.array([0, 0, 1])).tolist()
+        [0.8, 0.6]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    num_classes = probs.shape[1]
+    counts = np.bincount(labels, minlength=num_classes)
+    sums = np.zeros(num_classes)
+    np.add.at(sums, labels, probs[np.arange(len(labels)), labels])
+    return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0 + 1e-9)
+
+
+def confident_assignment(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(N,) class each example is confidently counted as in the confident joint, -1 if none.
+
+    The class is ``argmax {p_k : p_k >= t_k}``: the most probable class that clears its own threshold.
+    """
+    above = probs >= thresholds[None, :]
+    masked = np.where(above, probs, -np.inf)
+    return np.where(above.any(axis=1), masked.argmax(axis=1), -1)
+
+
+def confident_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(K, K) counts: entry [i, j] = examples labelled i confidently counted as class j.
+
+    Rows index the given label, columns the confidently predicted one; the off-diagonal total is
+    the estimated number of wrong labels (examples clearing no threshold are not counted).
+
+    Example:
+        >>> confident_joint(np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]]), np.array([0, 0, 1])).tolist()
+        [[1, 1], [0, 1]]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    assigned = confident_assignment(probs, per_class_thresholds(probs, labels))
+    num_classes = probs.shape[1]
+    joint = np.zeros((num_classes, num_classes), dtype=np.int64)
+    keep = assigned >= 0
+    np.add.at(joint, (labels[keep], assigned[keep]), 1)
+    return joint
+
+
+def class_balanced_probs(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N, K) ``p[k] / t_k``: each class's probability measured against the model's typical confidence in it.
+
+    ``t_k`` is `per_class_thresholds`. A class that labels no example gets 0 (never predicted), as
+    in the confident joint.
+
+    Example:
+        >>> class_balanced_probs(np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]]), np.array([0, 0, 1])).round(2).tolist()
+        [[1.2, 0.14], [0.8, 0.57], [0.4, 1.0]]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    return _balanced(probs, per_class_thresholds(probs, labels))
+
+
+def _balanced(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    # a class whose labelled examples all got p = 0 (float underflow) has t = 0: keep it finite
+    balanced = probs / np.maximum(thresholds, np.finfo(np.float64).tiny)[None, :]
+    balanced[:, thresholds > 1.0] = 0.0  # t > 1: no example has this label (in place: N x K is large)
+    return balanced
+
+
+def label_scores(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) class-normalised self-confidence shortfall ``1 - p[given] / t_given`` (module docstring).
+
+    1 when the model gives the label no probability, 0 at the class's typical confidence,
+    negative above it. Higher means more likely mislabelled.
+
+    Example:
+        >>> label_scores(np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7]]), np.array([0, 0, 1])).round(2).tolist()
+        [-0.2, 0.2, 0.0]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    return 1.0 - class_balanced_probs(probs, labels)[np.arange(len(labels)), labels]
+
+
+def score_label_issues(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    rule: str = DEFAULT_RULE,
+    noise_rate: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score every example by how strongly the model disagrees with its label, and flag the issues.
+
+    Args:
+        probs: (N, K) predicted probabilities (softmax of the logits, or their mean over epochs),
+            rows sum to 1.
+        labels: (N,) given (possibly wrong) labels in 0..K-1.
+        rule: which examples to flag, one of `RULES`: ``"class-balanced"`` (default),
+            ``"argmax"``, ``"per-class-threshold"`` or ``"noise-rate"`` (module docstring).
+        noise_rate: only for ``rule="noise-rate"``: the known fraction of wrong labels in [0, 1];
+            ``None`` estimates it per class from the confident joint.
+
+    Returns:
+        scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`); higher means more
+            likely mislabelled.
+        issues: (N,) bool, True for the flagged examples.
+
+    Example:
+        >>> probs = np.array([[0.6, 0.4], [0.1, 0.9], [0.45, 0.55]])
+        >>> score_label_issues(probs, np.array([0, 0, 1]), rule="argmax")[1].tolist()
+        [False, True, False]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    if rule not in RULES:
+        raise ValueError(f"rule={rule!r} is unknown. Choose one of {', '.join(RULES)}.")
+    if noise_rate is not None and rule != "noise-rate":
+        raise ValueError(
+            f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule."
+        )
+    thresholds = per_class_thresholds(probs, labels)
+    balanced = _balanced(probs, thresholds)
+    scores = 1.0 - balanced[np.arange(len(labels)), labels]
+    if rule == "class-balanced":
+        disagree = balanced.argmax(axis=1) != labels
+        counts = np.bincount(labels[disagree], minlength=probs.shape[1])
+        issues = _prune_by_class(labels, scores, counts)
+    elif rule == "argmax":
+        issues = probs.argmax(axis=1) != labels
+    elif rule == "per-class-threshold":
+        assigned = confident_assignment(probs, thresholds)
+        issues = (assigned >= 0) & (assigned != labels)
+    else:
+        issues = _prune_by_class(labels, scores, _noise_rate_counts(probs, labels, noise_rate))
+    return scores, issues
+
+
+def _noise_rate_counts(probs: np.ndarray, labels: np.ndarray, noise_rate: float | None) -> np.ndarray:
+    """(K,) estimated wrong labels per given class: off-diagonal of the confident joint, or the known rate."""
+    if noise_rate is None:
+        joint = confident_joint(probs, labels)
+        return joint.sum(axis=1) - np.diag(joint)
+    if not 0.0 <= noise_rate <= 1.0:
+        raise ValueError(f"noise_rate must be in [0, 1], got {noise_rate}. Pass a fraction, not a percentage.")
+    return np.rint(noise_rate * np.bincount(labels, minlength=probs.shape[1])).astype(np.int64)
+
+
+def _prune_by_class(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """In each given class ``i``, flag ``counts[i]`` examples, highest scores first."""
+    issues = np.zeros(len(labels), dtype=bool)
+    for cls, count in enumerate(counts):
+        members = np.flatnonzero(labels == cls)
+        # stable sort: ties keep data order, so the result is deterministic
+        ranked = members[np.argsort(-scores[members], kind="stable")]
+        issues[ranked[: int(count)]] = True
+    return issues
+
+
+def issue_report(issues: np.ndarray, truly_wrong: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 of the flagged examples against the known wrong labels.
+
+    Args:
+        issues: (N,) bool, flagged examples.
+        truly_wrong: (N,) bool, examples whose given label differs from the clean one.
+
+    Returns:
+        ``precision``, ``recall``, ``f1`` (0 when undefined), ``flagged`` and ``wrong`` counts,
+        ``estimated_noise_rate`` (flagged / N) and ``noise_rate`` (wrong / N).
+
+    Example:
+        >>> issue_report(np.array([True, True, False]), np.array([True, False, True]))["f1"]
+        0.5
+    """
+    issues, truly_wrong = np.asarray(issues, dtype=bool), np.asarray(truly_wrong, dtype=bool)
+    if issues.shape != truly_wrong.shape:
+        raise ValueError(f"issues {issues.shape} and truly_wrong {truly_wrong.shape} must have the same shape (N,).")
+    hits = int((issues & truly_wrong).sum())
+    flagged, wrong, total = int(issues.sum()), int(truly_wrong.sum()), max(len(issues), 1)
+    precision = hits / flagged if flagged else 0.0
+    recall = hits / wrong if wrong else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "flagged": flagged,
+        "wrong": wrong,
+        "estimated_noise_rate": flagged / total,
+        "noise_rate": wrong / total,
+    }
