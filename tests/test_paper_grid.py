@@ -1,9 +1,9 @@
 """recipes/gpu/paper_grid.{sh,py}: the paper's CIFAR-10 grid within a budget, rehearsed on the CPU.
 
 The whole script runs end to end on a 1,000-image subset for one epoch with two concurrent
-processes: smoke check, priority order, the budget that stops new cells, the tar of finished
-cells rewritten as they finish, a second call that continues where the first stopped, and the
-merge of both returns into the table with the published numbers.
+processes: smoke check, priority order after the cells an earlier call returned, the budget that
+stops new cells, the tar of finished cells, and the merge of both returns into the table with the
+published numbers.
 """
 
 from __future__ import annotations
@@ -45,38 +45,38 @@ def test_the_grid_script_runs_end_to_end_and_merges(tmp_path: Path) -> None:
     if not (shared_dir() / "data" / "cifar10_jpeg").is_dir():
         pytest.skip("../shared/data is not here")
     runs = tmp_path / "runs"
-    # Call 1: three cells wanted, two workers; the budget (3 s) lets the first wave start but no
-    # further cell, so the third is reported as not started and the tar holds the two finished.
-    first = subprocess.run(["bash", "recipes/gpu/paper_grid.sh", "--runs-dir", str(runs), "--scratch",
-                            str(tmp_path / "s1"), *REHEARSAL, "--max-cells", "3", "--budget-minutes", "0.05",
-                            "--hard-minutes", "8"],
-                           cwd=ROOT, env=_env(tmp_path / "out1"), capture_output=True, text=True, timeout=600)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    log = (tmp_path / "out1" / "grid.log").read_text()
+    # An earlier call returned the first cell in priority order (JAL-CE, symmetric 0.8): merged
+    # into the runs folder, it is skipped, so this call goes on with the next cells.
+    earlier = tmp_path / "earlier"
+    done = earlier / "cifar10-paper" / "cifar10" / "symmetric0.8" / "jal-ce-seed0.json"
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps({"grid": "cifar10-paper", "dataset": "cifar10", "noise_type": "symmetric",
+                                "noise_rate": 0.8, "loss": "jal-ce", "seed": 0, "test_accuracy": 0.5,
+                                "seconds": 1.0, "train_seconds": 1.0, "epochs": 1.0}))
+    assert paper_grid.merge([str(earlier)], runs) == 1
+    # Three cells wanted, two workers; the budget (3 s) lets the first wave start but no further
+    # cell, so the third is reported as not started and the tar holds the two that finished.
+    result = subprocess.run(["bash", "recipes/gpu/paper_grid.sh", "--runs-dir", str(runs), "--scratch",
+                             str(tmp_path / "s1"), *REHEARSAL, "--max-cells", "3", "--budget-minutes", "0.05",
+                             "--hard-minutes", "8"],
+                            cwd=ROOT, env=_env(tmp_path / "out"), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "smoke" in result.stdout and (tmp_path / "out" / "smoke-fp32.log").is_file()
+    log = (tmp_path / "out" / "grid.log").read_text()
     assert "budget: 1 cells not started" in log
-    assert _cells(tmp_path / "out1" / "cells.tar") == [
-        "cifar10-paper/cifar10/symmetric0.8/ce-seed0.json", "cifar10-paper/cifar10/symmetric0.8/jal-ce-seed0.json"]
+    assert _cells(tmp_path / "out" / "cells.tar") == [
+        "cifar10-paper/cifar10/cifar10-asym0.4/jal-ce-seed0.json", "cifar10-paper/cifar10/symmetric0.8/ce-seed0.json"]
 
-    # Merge the first return, then call 2 continues with the next cell in priority order.
-    assert paper_grid.merge([str(tmp_path / "out1" / "cells.tar")], runs) == 2
-    second = subprocess.run([sys.executable, "recipes/gpu/paper_grid.py", "run", "--out", str(tmp_path / "out2"),
-                             "--runs-dir", str(runs), "--scratch", str(tmp_path / "s2"), *REHEARSAL,
-                             "--max-cells", "1", "--mode", "fp32"],
-                            cwd=ROOT, env=_env(tmp_path / "out2"), capture_output=True, text=True, timeout=600)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    assert _cells(tmp_path / "out2" / "cells.tar") == ["cifar10-paper/cifar10/cifar10-asym0.4/jal-ce-seed0.json"]
-
-    # Both returns, in any order, give the table with the published numbers beside ours.
+    # Both returns, merged in any order, give the table with the published numbers beside ours.
     table = tmp_path / "cifar10_paper"
-    assert benchmark.main(["aggregate", "recipes/grids/cifar10_paper.yaml", "--runs-dir", str(runs), "--merge",
-                           str(tmp_path / "out2" / "cells.tar"), str(tmp_path / "out1" / "cells.tar"),
-                           "--out", str(table)]) == 0
+    assert benchmark.main(["aggregate", "recipes/grids/cifar10_paper.yaml", "--runs-dir", str(tmp_path / "runs2"),
+                           "--merge", str(tmp_path / "out" / "cells.tar"), str(earlier), "--out", str(table)]) == 0
     rows = json.loads(table.with_suffix(".json").read_text())
     assert {(r["noise_type"], r["noise_rate"], r["loss"]) for r in rows} == {
         ("symmetric", 0.8, "jal-ce"), ("symmetric", 0.8, "ce"), ("cifar10-asym", 0.4, "jal-ce")}
     report = table.with_suffix(".md").read_text()
     assert "| cifar10 sym 0.8 | JAL-CE |" in report and "| 65.43 |" in report
-    record = json.loads((runs / "cifar10-paper/cifar10/symmetric0.8/jal-ce-seed0.json").read_text())
+    record = json.loads((tmp_path / "runs2" / "cifar10-paper/cifar10/symmetric0.8/ce-seed0.json").read_text())
     assert record["seconds_per_epoch"] > 0 and record["device"] == "cpu" and record["num_train"] == 1000
 
 

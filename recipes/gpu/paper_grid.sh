@@ -41,6 +41,7 @@ SMOKE_START=$(date +%s); EXTRA=()
 if ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
   echo "no GPU: a CPU rehearsal in fp32"; EXTRA=(--mode fp32)
   smoke fp32 || { echo "SMOKE FAILED"; tail -n 60 "$OUT/smoke-fp32.log"; exit 3; }
+  echo "smoke (fp32) ok in $(( $(date +%s) - SMOKE_START ))s"
 elif smoke bf16-graph; then
   echo "smoke (bf16-graph) ok in $(( $(date +%s) - SMOKE_START ))s"
 elif smoke fp32; then
