@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = entry(rest)
+    except BrokenPipeError:  # `jal recipes | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except TrainingInterrupted as stop:  # Ctrl-C / SIGTERM: a checkpoint was saved
         print(f"jal {command}: {stop}", file=sys.stderr)
         return stop.exit_code
