@@ -63,6 +63,7 @@ from typing import Any
 
 import numpy as np
 
+from jal_trainer.label_quality import quality_report
 from jal_trainer.predictions import model_logits, softmax, trainer_logits
 
 SCORE_COLUMN = "label_issue_score"
@@ -259,38 +260,16 @@ def _prune_by_class(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) 
     return issues
 
 
-def issue_report(issues: np.ndarray, truly_wrong: np.ndarray) -> dict[str, float]:
-    """Precision, recall and F1 of the flagged examples against the known wrong labels.
+def issue_report(issues: np.ndarray, truly_wrong: np.ndarray, scores: np.ndarray | None = None) -> dict[str, Any]:
+    """Precision, recall and F1 of the flags; with ``scores`` also AUROC, AUPRC and precision at the true count.
 
-    Args:
-        issues: (N,) bool, flagged examples.
-        truly_wrong: (N,) bool, examples whose given label differs from the clean one.
-
-    Returns:
-        ``precision``, ``recall``, ``f1`` (0 when undefined), ``flagged`` and ``wrong`` counts,
-        ``estimated_noise_rate`` (flagged / N) and ``noise_rate`` (wrong / N).
+    See `jal_trainer.label_quality.quality_report`.
 
     Example:
         >>> issue_report(np.array([True, True, False]), np.array([True, False, True]))["f1"]
         0.5
     """
-    issues, truly_wrong = np.asarray(issues, dtype=bool), np.asarray(truly_wrong, dtype=bool)
-    if issues.shape != truly_wrong.shape:
-        raise ValueError(f"issues {issues.shape} and truly_wrong {truly_wrong.shape} must have the same shape (N,).")
-    hits = int((issues & truly_wrong).sum())
-    flagged, wrong, total = int(issues.sum()), int(truly_wrong.sum()), max(len(issues), 1)
-    precision = hits / flagged if flagged else 0.0
-    recall = hits / wrong if wrong else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "flagged": flagged,
-        "wrong": wrong,
-        "estimated_noise_rate": flagged / total,
-        "noise_rate": wrong / total,
-    }
+    return quality_report(issues, truly_wrong, scores)
 
 
 # ---- the data-set level API ------------------------------------------------------------------------
@@ -306,7 +285,9 @@ class LabelIssues:
         issues: (N,) bool flags.
         probs: (N, K) predicted probabilities used for scoring.
         rule: the flagging rule.
-        report: precision / recall / F1 against the clean labels, or ``None`` when they are unknown.
+        report: against the clean labels (``None`` when they are unknown): precision / recall / F1
+            of the flags, and AUROC / AUPRC / precision at the true number of wrong rows of the
+            scores (`jal_trainer.label_quality`).
         seconds: wall time of prediction and scoring.
     """
 
@@ -317,6 +298,15 @@ class LabelIssues:
     rule: str
     report: dict[str, float] | None = None
     seconds: float = 0.0
+    labels: np.ndarray | None = None
+
+    def to_cleanlab(self) -> Any:
+        """A ``pandas.DataFrame`` with cleanlab's columns: ``is_label_issue``, ``label_score`` (in [0, 1],
+        low = likely wrong), ``given_label``, ``predicted_label`` (`jal_trainer.cleanlab_format`)."""
+        from jal_trainer.cleanlab_format import cleanlab_columns
+
+        labels = self.labels if self.labels is not None else column_array(self.dataset, "label")
+        return cleanlab_columns(self.probs, labels, scores=self.scores, issues=self.issues)
 
 
 def find_label_issues(
@@ -339,7 +329,10 @@ def find_label_issues(
             `MemorisationCallback`) that watched the training: its mean over epochs of the
             in-sample probabilities; or a `transformers.Trainer` (the current model, predicting
             with ``trainer.predict``: its collator, every process); or a ``torch.nn.Module`` (one
-            process, columns named by ``forward``); or an (N, K) array of probabilities.
+            process, columns named by ``forward``); or an (N, K) array of probabilities; or a
+            list of any of these (an ensemble: the mean of their probabilities, e.g. the
+            callbacks of a CE and a robust training: the better scorer on real noise, measured in
+            ``recipes/results/label_issues.md``).
         dataset: a `datasets.Dataset` with the given labels in ``label_column`` and the model inputs.
         label_column: column of the given (possibly noisy) labels.
         clean_label_column: column of the true labels, if known, for the report.
@@ -356,7 +349,8 @@ def find_label_issues(
 
     Returns:
         `LabelIssues`: ``.dataset`` gains ``label_issue_score`` and ``is_label_issue``; ``.report``
-        holds precision, recall and F1 when the clean labels are known.
+        holds precision, recall, F1, AUROC and AUPRC when the clean labels are known;
+        ``.to_cleanlab()`` gives cleanlab's columns.
 
     Example:
         >>> callback = EpochProbabilitiesCallback(noisy_train)  # doctest: +SKIP
@@ -382,14 +376,18 @@ def find_label_issues(
     scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate)
     seconds = time.perf_counter() - start
     truly_wrong = _known_wrong(dataset, labels, clean_label_column, noisy_column)
-    report = issue_report(issues, truly_wrong) if truly_wrong is not None else None
+    report = issue_report(issues, truly_wrong, scores) if truly_wrong is not None else None
     out = dataset.remove_columns([c for c in (SCORE_COLUMN, ISSUE_COLUMN) if c in dataset.column_names])
     out = out.add_column(SCORE_COLUMN, scores).add_column(ISSUE_COLUMN, issues)
     return LabelIssues(dataset=out, scores=scores, issues=issues, probs=probs, rule=rule, report=report,
-                       seconds=seconds)
+                       seconds=seconds, labels=labels)
 
 
 def _probabilities(source: Any, dataset: Any, **kwargs: Any) -> np.ndarray:
+    if isinstance(source, (list, tuple)):  # an ensemble: the mean of each source's probabilities
+        if not source:
+            raise ValueError("source is an empty list. Pass at least one callback, trainer, model or array.")
+        return np.mean([_probabilities(s, dataset, **kwargs) for s in source], axis=0)
     if hasattr(source, "mean_probabilities"):  # EpochProbabilitiesCallback / MemorisationCallback
         source = source.mean_probabilities
     if isinstance(source, np.ndarray):
