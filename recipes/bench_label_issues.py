@@ -366,25 +366,28 @@ def main(argv: list[str] | None = None) -> int:
     if not args.render:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+        tasks: dict[str, Task] = {}
         with tempfile.TemporaryDirectory() as work:
-            for name in args.datasets:
-                todo = [s for s in args.seeds if not (out / RUNS / f"{name}-seed{s}.json").is_file()]
-                if not todo:
-                    print(f"{name}: done already", flush=True)
-                    continue
-                print(f"{name}: preparing", flush=True)
-                task = load_task(name)
-                for seed in todo:
+            # seeds outside, data sets inside: a first seed of every set comes before the repeats
+            for seed in args.seeds:
+                for name in args.datasets:
+                    path = out / RUNS / f"{name}-seed{seed}.json"
+                    if path.is_file():
+                        print(f"{name} seed {seed}: done already", flush=True)
+                        continue
+                    if name not in tasks:
+                        print(f"{name}: preparing", flush=True)
+                        tasks[name] = load_task(name)
+                    task = tasks[name]
                     result = run_task(task, f"{work}/{name}/seed{seed}", seed, watch=seed == args.seeds[0])
                     result.update(settings={k: list(v) if isinstance(v, tuple) else v
                                             for k, v in task.settings.items()},
                                   prepare_seconds=round(task.prepare_seconds, 1), date=time.strftime("%Y-%m-%d"),
                                   machine=machine())
-                    path = out / RUNS / f"{name}-seed{seed}.json"
                     path.with_suffix(".tmp").write_text(json.dumps(result, indent=1))
                     os.replace(path.with_suffix(".tmp"), path)  # a killed run leaves no half file
                     for r in result["rows"]:
-                        print(f"  seed {seed} {r['method']:<48} F1 {r['f1']:.3f} AUROC {r['auroc']:.3f} "
+                        print(f"  {name} seed {seed} {r['method']:<48} F1 {r['f1']:.3f} AUROC {r['auroc']:.3f} "
                               f"AUPRC {r['auprc']:.3f} {r['cpu_seconds']:.1f} CPU s", flush=True)
     write_outputs(out, RUNS, versions())
     return 0

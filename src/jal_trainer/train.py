@@ -26,7 +26,7 @@ from transformers import set_seed
 from transformers.utils import logging
 
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
-from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
+from jal_trainer.config import JALConfig
 from jal_trainer.metrics import compute_metrics_fn
 from jal_trainer.trainer import JALTrainer
 
@@ -92,6 +92,8 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
         write_run(trainer, data_args, model_args, args, result, report)
         issues = None
         if data_args.find_label_issues:
+            from jal_trainer.label_issue_files import write_label_issues
+
             issues = write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args,
                                         Path(args.output_dir))
         from jal_trainer.run_summary import summary_table
@@ -400,47 +402,6 @@ def _save_frozen_encoder_model(trainer: JALTrainer, encoder: str, out: Path) -> 
     source = str(path) if path.exists() else encoder
     from_probe(trainer.accelerator.unwrap_model(trainer.model), source).save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)
-
-
-def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, out: Path) -> dict[str, Any] | None:
-    """Flag the training labels the model disagrees with; write ``label_issues.json`` and ``label_issues.csv``.
-
-    Uses the probabilities averaged over epochs by the run's `EpochProbabilitiesCallback`. The
-    JSON holds the rule, counts, the precision / recall / F1 of the flags and the AUROC / AUPRC of
-    the scores against the clean labels when they are known (beside flagging every row), and the 20
-    highest-scoring rows; the CSV one row per training example: ``index``, ``label``,
-    ``label_issue_score``, ``is_label_issue`` (and ``clean_label`` when known), and cleanlab's
-    ``label_score``, ``given_label``, ``predicted_label`` (`jal_trainer.cleanlab_format`).
-    """
-    from jal_trainer.callbacks import EpochProbabilitiesCallback
-    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, column_array, find_label_issues
-    from jal_trainer.label_quality import flag_everything_report
-
-    source = next((c for c in callbacks if isinstance(c, EpochProbabilitiesCallback) and c.epochs_seen), None)
-    if source is None:
-        logger.warning("No averaged training probabilities (no epoch ended): label issues not written.")
-        return None
-    found = find_label_issues(source, train, label_column=LABEL, rule=data.label_issue_rule)
-    columns = [c for c in (LABEL, CLEAN_LABEL_COLUMN, SCORE_COLUMN, ISSUE_COLUMN) if c in found.dataset.column_names]
-    table = found.dataset.select_columns(columns).add_column("index", np.arange(len(found.dataset)))
-    table = table.select_columns(["index", *columns])
-    cleanlab = found.to_cleanlab()  # cleanlab's columns too (jal_trainer.cleanlab_format)
-    for name in ("label_score", "given_label", "predicted_label"):
-        table = table.add_column(name, cleanlab[name].to_numpy())
-    table.to_csv(str(out / "label_issues.csv"), index=False)
-    top = np.argsort(-found.scores, kind="stable")[:20]
-    given = column_array(train, LABEL)
-    summary = {
-        "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
-        "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
-        "flagged_fraction": float(found.issues.mean()) if len(found.issues) else 0.0,
-        "report": found.report,
-        # the floor every detector must clear: flag every row (F1 = 2r / (1 + r), random ranking)
-        "flag_everything": flag_everything_report(found.report["noise_rate"]) if found.report else None,
-        "top": [{"index": int(i), "label": int(given[i]), "score": float(found.scores[i])} for i in top],
-    }
-    (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def package_versions() -> dict[str, str]:
