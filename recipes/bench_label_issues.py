@@ -10,7 +10,8 @@ the true number of wrong rows), with wall and CPU seconds:
   (`jal_trainer.callbacks.EpochProbabilitiesCallback`); `jal_trainer.label_issues.find_label_issues`
   on the mean of those probabilities, default rule ``class-balanced``.
 - **ce + jal-ce epoch-mean + class-balanced**: the mean of both trainings' epoch-mean
-  probabilities (`find_label_issues([ce_callback, jal_callback], ...)`); costs both trainings.
+  probabilities (`find_label_issues([ce_callback, jal_callback], ...)`); costs both trainings. The
+  same with both trainings at half the epochs: about the cost of one full training.
 - **AUM** (area under the margin, Pleiss et al., NeurIPS 2020): mean over epochs of the given
   label's logit minus the largest other logit, from the same passes; flags the rows with AUM < 0.
 - **cleanlab (5-fold, same model)**: out-of-fold probabilities from 5 CE trainings of the same
@@ -242,12 +243,12 @@ def accuracy(eval_pred: Any) -> dict[str, float]:
 
 
 def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, seed: int, passes: bool,
-        watch: bool = False) -> tuple[JALTrainer, Cost, TimedMemorisation | None]:
+        watch: bool = False, epochs: int | None = None) -> tuple[JALTrainer, Cost, TimedMemorisation | None]:
     """Train on ``train``; ``passes``: per-epoch passes on it; ``watch``: also evaluate on the test set."""
     cfg = task.settings
     torch.manual_seed(seed)
     args = JALConfig(
-        output_dir=out, num_train_epochs=cfg["epochs"], per_device_train_batch_size=cfg["batch"],
+        output_dir=out, num_train_epochs=epochs or cfg["epochs"], per_device_train_batch_size=cfg["batch"],
         per_device_eval_batch_size=512, learning_rate=cfg["lr"], optim="adamw_torch", weight_decay=0.0,
         lr_scheduler_type="cosine", max_grad_norm=5.0, eval_strategy="epoch" if watch else "no",
         save_strategy="no", logging_strategy="no", log_level="error", report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
@@ -341,6 +342,12 @@ def run_task(task: Task, out: str, seed: int, *, watch: bool) -> dict[str, Any]:
         probs=(ce.mean_probabilities + jal.mean_probabilities) / 2, trainings=2)
     add("ce + jal-ce AUM < 0", ce_cost + jal_cost, issues=(ce.aum + jal.aum) < 0, scores=-(ce.aum + jal.aum),
         trainings=2)
+    # the same pair at half the epochs each: the ensemble at the cost of about one full training
+    half = max(task.settings["epochs"] // 2, 1)
+    short = [fit(task, loss, task.train, f"{out}/{name}-half", seed=seed, passes=True, epochs=half)
+             for name, loss in (("jal-ce", JAL), ("ce", {"loss_type": "ce"}))]
+    add(f"ce + jal-ce epoch-mean ({half} epochs each) + {RULE}", short[0][1] + short[1][1],
+        probs=(short[0][2].mean_probabilities + short[1][2].mean_probabilities) / 2, trainings=2)
     probs, cost = out_of_fold(task, out, seed)
     cleanlab_rows(f"{FOLDS}-fold CE, same model", probs, cost, FOLDS)
     if "embeddings" in task.train.column_names:

@@ -42,6 +42,27 @@ def test_jal_clean_retrains_without_the_flagged_rows(tmp_path: Path, capsys: pyt
         clean_run(run, output_dir=run)
 
 
+def test_rescore_with_another_run_averages_their_probabilities(tmp_path: Path) -> None:
+    from jal_trainer.clean import read_issue_table, rescore
+    from jal_trainer.label_issues import score_label_issues
+
+    runs = []
+    for loss in ("jal-ce", "ce"):
+        runs.append(tmp_path / loss)
+        train(["--config", str(RECIPES / "quickstart.yaml"), "--output_dir", str(runs[-1]), "--loss_type", loss, *TINY])
+    table = read_issue_table(runs[0])
+    both = rescore(table, runs, "class-balanced")
+    probs = []
+    for run in runs:
+        with np.load(run / "epoch_probabilities.npz") as saved:
+            probs.append(saved["sum"] / saved["epochs"])
+    expected = score_label_issues(np.mean([p / p.sum(1, keepdims=True) for p in probs], axis=0), table["label"])[1]
+    assert both["is_label_issue"].tolist() == expected.tolist()
+    (runs[1] / "label_issues.csv").write_text("index,label,is_label_issue,predicted_label\n0,0,True,1\n")
+    with pytest.raises(ValueError, match="other rows"):
+        rescore(table, runs, "class-balanced")
+
+
 def table_for(labels: np.ndarray, flagged: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
     return {"index": np.arange(len(labels)), "label": labels, "is_label_issue": flagged, "predicted_label": predicted}
 
