@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 from jal_trainer.report import markdown_table, memorisation_table, plot_memorisation
 
 # The method chosen as "ours" on these held-in sets (see NOTES), and the ones it is held against.
-CHOICE = "ce + jal-ce epoch-mean + class-balanced"
+CHOICE = "ce + jal-ce epoch-mean (half the epochs each) + class-balanced"
 SINGLE = "jal-ce epoch-mean + class-balanced"  # one JAL-CE training: what `jal train` scores with
 CE_RULE = "ce epoch-mean + class-balanced"  # the rule on one CE training
 CLEANLAB = "cleanlab (5-fold CE, same model)"
@@ -31,8 +32,46 @@ TOLERANCE = 0.01  # "at least ... within 0.01"
 NOTES: list[str] = []
 
 
+ORDER = ("youtube", "sms", "trec", "chemprot", "cifar10n-worst", "trec-sym0.4")
+HALF = "ce + jal-ce epoch-mean (half the epochs each) + class-balanced"
+CANDIDATES = ("jal-ce epoch-mean + class-balanced", "ce epoch-mean + class-balanced",
+              "ce + jal-ce epoch-mean + class-balanced", HALF, "jal-ce AUM < 0", "ce AUM < 0", "ce + jal-ce AUM < 0")
+
+
 def read_runs(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*-seed*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*-seed*.json"))]
+    runs.sort(key=lambda run: ORDER.index(run["rows"][0]["dataset"]) if run["rows"][0]["dataset"] in ORDER else 99)
+    for run in runs:  # "(10 epochs each)" on text, "(4 epochs each)" on vision: one name
+        for r in run["rows"]:
+            r["method"] = re.sub(r"\(\d+ epochs each\)", "(half the epochs each)", r["method"])
+    return runs
+
+
+def selection_table(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """How ours was chosen: per candidate, mean F1 and AUPRC over the sets, sets meeting the bar, CPU ratios.
+
+    The rule: among the candidates at no more than half of cleanlab's CPU time on every set, the
+    highest mean of (F1 + AUPRC) / 2 over the held-in sets. Returns the table and the winner.
+    """
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    lines, best = [], (-1.0, "")
+    for method in CANDIDATES:
+        found = [(_find(rows, d, method), _find(rows, d, CLEANLAB), _find(rows, d, CE_RULE)) for d in datasets]
+        found = [f for f in found if f[0] is not None and f[1] is not None]
+        if not found:
+            continue
+        f1 = float(np.mean([o["f1"] for o, _, _ in found]))
+        auprc_ = float(np.mean([o["auprc"] for o, _, _ in found]))
+        ratios = [o["cpu_seconds"] / c["cpu_seconds"] for o, c, _ in found]
+        met = sum(verdict(o, [c, ce], c) == "yes" for o, c, ce in found)
+        cheap = max(ratios) <= 0.5
+        if cheap and (f1 + auprc_) / 2 > best[0]:
+            best = ((f1 + auprc_) / 2, method)
+        lines.append([method, f"{f1:.3f}", f"{auprc_:.3f}", f"{(f1 + auprc_) / 2:.3f}",
+                      f"{min(ratios):.2f}-{max(ratios):.2f}", f"{met} of {len(found)}"])
+    table = markdown_table(["candidate", "mean F1", "mean AUPRC", "mean of both", "CPU / cleanlab",
+                            "sets meeting the bar"], lines)
+    return table, best[1]
 
 
 def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,6 +165,7 @@ def write_outputs(out: Path, runs_folder: str, versions: dict[str, str]) -> None
 
 def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], curves: dict[str, Any]) -> str:
     first = next(iter(meta["datasets"].values()))
+    selection = selection_table(rows)
     lines = [
         "# Label issues on real noise: flags and ranking, against cleanlab",
         "",
@@ -142,10 +182,21 @@ def markdown(rows: list[dict[str, Any]], meta: dict[str, Any], curves: dict[str,
         "loading data, the frozen MiniLM embeddings (computed once, cached), the test evaluations of the first "
         "seed (memorisation curves only). The machine was shared with other jobs: wall seconds vary; CPU seconds "
         "are steadier.",
-        f"- **ours** = `{CHOICE}` (chosen on these held-in sets, see Reading the table). `{SINGLE}` is what `jal "
+        f"- **ours** = `{CHOICE}` (chosen on these held-in sets: How ours was chosen). `{SINGLE}` is what `jal "
         f"train` scores with by itself (one training); `{CE_RULE}` is the rule on one CE training.",
         "- **meets the bar**: F1 and AUPRC at least those of cleanlab's same-model 5-fold pipeline and of the rule on "
         f"one CE training (within {TOLERANCE}), at no more than half of cleanlab's CPU time.",
+        "",
+        "## How ours was chosen",
+        "",
+        "On these held-in sets (the noisy training rows and their known wrong labels; never a test split), among "
+        "the candidates at no more than half of cleanlab's CPU time on every set, the highest mean of "
+        "(F1 + AUPRC) / 2:",
+        "",
+        selection[0],
+        "",
+        f"Chosen by that rule: `{selection[1]}`." + ("" if selection[1] == CHOICE else
+                                                   f" (CHOICE in the script is still `{CHOICE}`: update it.)"),
         "",
         "## Ours against the baselines",
         "",

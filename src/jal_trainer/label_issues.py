@@ -10,7 +10,10 @@ training is enough.
 `jal_trainer.callbacks.EpochProbabilitiesCallback` (or `MemorisationCallback`, which extends it)
 during that one training: pass the callback to `find_label_issues`. Wrong labels that the model
 fits late weigh little in that mean. The final model's probabilities (pass the trainer or the
-model) work too, a little less well (measured in ``recipes/results/label_issues.md``).
+model) work too, a little less well. Several trainings on the same rows (a list of sources, e.g.
+the callbacks of a CE and a JAL-CE training, or the run ``loss_type: auto`` chose): the mean of
+their probabilities; where CE is the better model (WRENCH trec, chemprot) it keeps the robust
+loss from being the worst choice. Measured, with the cost, in ``recipes/results/label_issues.md``.
 
 **The score** of an example labelled ``i`` is its *class-normalised self-confidence shortfall*
 ``1 - p[i] / t_i``, where ``t_i`` is the mean of ``p[i]`` over the examples labelled ``i`` (the
