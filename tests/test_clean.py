@@ -77,8 +77,12 @@ def test_relabel_rule_and_mismatch_check() -> None:
     predicted = np.array([0, 1, 2, 2, 1])  # row 4: flagged but predicted as its own label -> dropped
     out, counts = edit_rows(data, table_for(labels, flagged, predicted), "relabel")
     assert out["label"][:] == [0, 1, 2, 2] and out.features["label"] == names
-    assert counts == {"rows": 5, "flagged": 3, "dropped": 1, "relabelled": 2, "wrong_before": 2,
-                      "dropped_truly_wrong": 0, "relabelled_to_clean": 1, "wrong_after": 1}
+    assert counts == {"rows": 5, "flagged": 3, "dropped": 1, "relabelled": 2, "dropped_for_batch": 0,
+                      "wrong_before": 2, "dropped_truly_wrong": 0, "relabelled_to_clean": 1, "wrong_after": 1}
+    # 4 kept rows in batches of 3 leave a batch of one: the most suspicious kept row goes too
+    scored = {**table_for(labels, flagged, predicted), "label_issue_score": np.array([0.1, 0.9, 0.5, 0.8, 0.7])}
+    out, counts = edit_rows(data, scored, "relabel", batch_size=3)
+    assert counts["dropped"] == 2 and counts["dropped_for_batch"] == 1 and out["label"][:] == [0, 2, 2]
     with pytest.raises(ValueError, match="does not match label_issues.csv"):
         edit_rows(data, table_for(labels[::-1].copy(), flagged, predicted), "drop")
 

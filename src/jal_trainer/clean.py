@@ -60,6 +60,8 @@ def read_issue_table(run_dir: Path) -> dict[str, np.ndarray]:
     table = {key: np.array([r[key] for r in rows]) for key in rows[0]}
     out = {key: table[key].astype(np.int64) for key in ("index", "label", "predicted_label")}
     out["is_label_issue"] = table["is_label_issue"] == "True"
+    if "label_issue_score" in table:
+        out["label_issue_score"] = table["label_issue_score"].astype(np.float64)
     if "clean_label" in table:
         out["clean_label"] = table["clean_label"].astype(np.int64)
     return out
@@ -93,13 +95,17 @@ def rescore(table: dict[str, np.ndarray], runs: list[Path], rule: str) -> dict[s
     return {**table, "is_label_issue": issues, "predicted_label": predicted.astype(np.int64)}
 
 
-def edit_rows(train: Any, table: dict[str, np.ndarray], action: str) -> tuple[Any, dict[str, int]]:
+def edit_rows(train: Any, table: dict[str, np.ndarray], action: str,
+              batch_size: int | None = None) -> tuple[Any, dict[str, int]]:
     """Drop or relabel the flagged rows of ``train`` (a `datasets.Dataset`); return it and the counts.
 
     Args:
         train: the run's noisy training split, rebuilt from its recipe (same rows, same order).
         table: `read_issue_table` of the run.
         action: ``"drop"`` or ``"relabel"`` (module docstring).
+        batch_size: the training batch (over all processes). When the kept rows would leave a last
+            batch of one row, which batch norm cannot train on, the kept row with the highest
+            ``label_issue_score`` is dropped too (counted in ``dropped`` and ``dropped_for_batch``).
     """
     from jal_trainer.label_issues import column_array
 
@@ -113,9 +119,14 @@ def edit_rows(train: Any, table: dict[str, np.ndarray], action: str) -> tuple[An
     flagged = table["is_label_issue"]
     relabel = flagged & (table["predicted_label"] != labels) if action == "relabel" else np.zeros_like(flagged)
     drop = flagged & ~relabel
+    extra = 0
+    if batch_size and int((~drop).sum()) % batch_size == 1:
+        score = table.get("label_issue_score", np.arange(len(labels), dtype=np.float64))
+        drop[np.flatnonzero(~drop)[np.argmax(score[~drop])]] = True
+        extra = 1
     new_labels = np.where(relabel, table["predicted_label"], labels)
     counts = {"rows": int(len(labels)), "flagged": int(flagged.sum()), "dropped": int(drop.sum()),
-              "relabelled": int(relabel.sum())}
+              "relabelled": int(relabel.sum()), "dropped_for_batch": extra}
     if "clean_label" in train.column_names:
         clean = column_array(train, "clean_label").astype(np.int64)
         wrong = labels != clean
@@ -171,7 +182,8 @@ def clean_run(run_dir: str | os.PathLike[str], *, action: str = "drop", output_d
     counts: dict[str, int] = {}
 
     def edit(train: Any) -> Any:
-        edited, found = edit_rows(train, table, action)
+        edited, found = edit_rows(train, table, action,
+                                  batch_size=args.per_device_train_batch_size * max(args.world_size, 1))
         counts.update(found)
         return edited
 
