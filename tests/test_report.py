@@ -38,7 +38,8 @@ def fake_run(folder: Path, with_memorisation: bool = True) -> Path:
         (folder / "label_issues.json").write_text(json.dumps({
             "rule": "class-balanced", "probabilities": "mean over 2 epochs of the in-sample softmax",
             "num_rows": 100, "num_flagged": 27, "report": {"precision": 0.8, "recall": 0.72, "f1": 0.7579,
-                                                           "flagged": 27, "wrong": 30},
+                                                           "flagged": 27, "wrong": 30, "auroc": 0.91, "auprc": 0.83},
+            "flag_everything": {"precision": 0.3, "recall": 1.0, "f1": 0.4615, "auroc": 0.5, "auprc": 0.3},
             "top": [{"index": 41, "label": 1, "score": 0.97}, {"index": 7, "label": 0, "score": 0.91}]}))
     return folder
 
@@ -55,7 +56,8 @@ def test_report_writes_plots_and_a_markdown_summary(tmp_path: Path, capsys: pyte
     assert "| noise_rate | 0.3000 |" in text and "| 1 | - |" in text  # a class without samples shows '-'
     assert "| 2 | 0.4700 | 0.0700 | 0.5800 | 0.5100 | 0.7000 |" in text
     assert "![memorisation](memorisation.png)" in text
-    assert "27 of 100 training labels flagged" in text and "| 0.800 | 0.720 | 0.758 | 27 | 30 |" in text
+    assert "27 of 100 training labels flagged" in text and "| this run | 0.800 | 0.720 | 0.758 | 0.910 | 0.830 | 27 | 30 |" in text
+    assert "| flag every row | 0.300 | 1.000 | 0.462 | 0.500 | 0.300 | 100 | 30 |" in text
     assert "| 41 | 1 | 0.970 |" in text
     assert "report:" in capsys.readouterr().out
 

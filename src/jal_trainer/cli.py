@@ -1,4 +1,4 @@
-"""The ``jal`` command: ``jal train``, ``jal report``, ``jal card``, ``jal push``, ``jal recipes``.
+"""The ``jal`` command: ``jal train``, ``jal clean``, ``jal report``, ``jal card``, ``jal push``, ``jal recipes``.
 
 One `argparse` parser with a subparser per command (`make_parser`); each command lives in its own
 module with its own ``make_parser()`` and ``main(argv)``, so it also runs in-process (the tests
@@ -21,6 +21,7 @@ import sys
 # subcommand -> (module, name of its main in that module, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("jal_trainer.train", "main", "Train a classifier on noisy labels from a YAML recipe."),
+    "clean": ("jal_trainer.clean", "main", "Drop or relabel a run's flagged labels and retrain with its recipe."),
     "report": ("jal_trainer.report", "main", "Turn a finished run into its plots and tables."),
     "card": ("jal_trainer.hub.commands", "card_main", "Render the model card of a finished run."),
     "push": ("jal_trainer.hub.commands", "push_main", "Push a finished run (model and card) to the Hugging Face Hub."),

@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 
@@ -206,35 +208,15 @@ def _prune_by_class(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) 
     return issues
 
 
-def issue_report(issues: np.ndarray, truly_wrong: np.ndarray) -> dict[str, float]:
-    """Precision, recall and F1 of the flagged examples against the known wrong labels.
+def issue_report(issues: np.ndarray, truly_wrong: np.ndarray, scores: np.ndarray | None = None) -> dict[str, Any]:
+    """Precision, recall and F1 of the flags; with ``scores`` also AUROC, AUPRC and precision at the true count.
 
-    Args:
-        issues: (N,) bool, flagged examples.
-        truly_wrong: (N,) bool, examples whose given label differs from the clean one.
-
-    Returns:
-        ``precision``, ``recall``, ``f1`` (0 when undefined), ``flagged`` and ``wrong`` counts,
-        ``estimated_noise_rate`` (flagged / N) and ``noise_rate`` (wrong / N).
+    See `jal_trainer.label_quality.quality_report`.
 
     Example:
         >>> issue_report(np.array([True, True, False]), np.array([True, False, True]))["f1"]
         0.5
     """
-    issues, truly_wrong = np.asarray(issues, dtype=bool), np.asarray(truly_wrong, dtype=bool)
-    if issues.shape != truly_wrong.shape:
-        raise ValueError(f"issues {issues.shape} and truly_wrong {truly_wrong.shape} must have the same shape (N,).")
-    hits = int((issues & truly_wrong).sum())
-    flagged, wrong, total = int(issues.sum()), int(truly_wrong.sum()), max(len(issues), 1)
-    precision = hits / flagged if flagged else 0.0
-    recall = hits / wrong if wrong else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "flagged": flagged,
-        "wrong": wrong,
-        "estimated_noise_rate": flagged / total,
-        "noise_rate": wrong / total,
-    }
+    from jal_trainer.label_quality import quality_report
+
+    return quality_report(issues, truly_wrong, scores)

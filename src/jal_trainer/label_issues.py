@@ -10,7 +10,10 @@ training is enough.
 `jal_trainer.callbacks.EpochProbabilitiesCallback` (or `MemorisationCallback`, which extends it)
 during that one training: pass the callback to `find_label_issues`. Wrong labels that the model
 fits late weigh little in that mean. The final model's probabilities (pass the trainer or the
-model) work too, a little less well (measured in ``recipes/results/label_issues.md``).
+model) work too, a little less well. Several trainings on the same rows (a list of sources, e.g.
+the callbacks of a CE and a JAL-CE training, or the run ``loss_type: auto`` chose): the mean of
+their probabilities; where CE is the better model (WRENCH trec, chemprot) it keeps the robust
+loss from being the worst choice. Measured, with the cost, in ``recipes/results/label_issues.md``.
 
 **The score** of an example labelled ``i`` is its *class-normalised self-confidence shortfall*
 ``1 - p[i] / t_i``, where ``t_i`` is the mean of ``p[i]`` over the examples labelled ``i`` (the
@@ -93,7 +96,9 @@ class LabelIssues:
         issues: (N,) bool flags.
         probs: (N, K) predicted probabilities used for scoring.
         rule: the flagging rule.
-        report: precision / recall / F1 against the clean labels, or ``None`` when they are unknown.
+        report: against the clean labels (``None`` when they are unknown): precision / recall / F1
+            of the flags, and AUROC / AUPRC / precision at the true number of wrong rows of the
+            scores (`jal_trainer.label_quality`).
         seconds: wall time of prediction and scoring.
     """
 
@@ -104,6 +109,15 @@ class LabelIssues:
     rule: str
     report: dict[str, float] | None = None
     seconds: float = 0.0
+    labels: np.ndarray | None = None
+
+    def to_cleanlab(self) -> Any:
+        """A ``pandas.DataFrame`` with cleanlab's columns: ``is_label_issue``, ``label_score`` (in [0, 1],
+        low = likely wrong), ``given_label``, ``predicted_label`` (`jal_trainer.cleanlab_format`)."""
+        from jal_trainer.cleanlab_format import cleanlab_columns
+
+        labels = self.labels if self.labels is not None else column_array(self.dataset, "label")
+        return cleanlab_columns(self.probs, labels, scores=self.scores, issues=self.issues)
 
 
 def find_label_issues(
@@ -126,7 +140,10 @@ def find_label_issues(
             `MemorisationCallback`) that watched the training: its mean over epochs of the
             in-sample probabilities; or a `transformers.Trainer` (the current model, predicting
             with ``trainer.predict``: its collator, every process); or a ``torch.nn.Module`` (one
-            process, columns named by ``forward``); or an (N, K) array of probabilities.
+            process, columns named by ``forward``); or an (N, K) array of probabilities; or a
+            list of any of these (an ensemble: the mean of their probabilities, e.g. the
+            callbacks of a CE and a robust training: the better scorer on real noise, measured in
+            ``recipes/results/label_issues.md``).
         dataset: a `datasets.Dataset` with the given labels in ``label_column`` and the model inputs.
         label_column: column of the given (possibly noisy) labels.
         clean_label_column: column of the true labels, if known, for the report.
@@ -143,7 +160,8 @@ def find_label_issues(
 
     Returns:
         `LabelIssues`: ``.dataset`` gains ``label_issue_score`` and ``is_label_issue``; ``.report``
-        holds precision, recall and F1 when the clean labels are known.
+        holds precision, recall, F1, AUROC and AUPRC when the clean labels are known;
+        ``.to_cleanlab()`` gives cleanlab's columns.
 
     Example:
         >>> callback = EpochProbabilitiesCallback(noisy_train)  # doctest: +SKIP
@@ -169,11 +187,11 @@ def find_label_issues(
     scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate)
     seconds = time.perf_counter() - start
     truly_wrong = _known_wrong(dataset, labels, clean_label_column, noisy_column)
-    report = issue_report(issues, truly_wrong) if truly_wrong is not None else None
+    report = issue_report(issues, truly_wrong, scores) if truly_wrong is not None else None
     out = dataset.remove_columns([c for c in (SCORE_COLUMN, ISSUE_COLUMN) if c in dataset.column_names])
     out = with_columns(out, {SCORE_COLUMN: scores, ISSUE_COLUMN: issues})
     return LabelIssues(dataset=out, scores=scores, issues=issues, probs=probs, rule=rule, report=report,
-                       seconds=seconds)
+                       seconds=seconds, labels=labels)
 
 
 def with_columns(dataset: Any, columns: dict[str, np.ndarray]) -> Any:
@@ -214,6 +232,10 @@ def with_columns(dataset: Any, columns: dict[str, np.ndarray]) -> Any:
 
 
 def _probabilities(source: Any, dataset: Any, **kwargs: Any) -> np.ndarray:
+    if isinstance(source, (list, tuple)):  # an ensemble: the mean of each source's probabilities
+        if not source:
+            raise ValueError("source is an empty list. Pass at least one callback, trainer, model or array.")
+        return np.mean([_probabilities(s, dataset, **kwargs) for s in source], axis=0)
     if hasattr(source, "mean_probabilities"):  # EpochProbabilitiesCallback / MemorisationCallback
         source = source.mean_probabilities
     if isinstance(source, np.ndarray):

@@ -277,9 +277,14 @@ def _issues_markdown(issues: Mapping[str, Any]) -> str:
              "with its score: `label_issues.csv`."]
     report = issues.get("report")
     if report:
-        lines += ["", markdown_table(["precision", "recall", "F1", "flagged", "truly wrong"],
-                                     [(f"{report['precision']:.3f}", f"{report['recall']:.3f}", f"{report['f1']:.3f}",
-                                       report["flagged"], report["wrong"])])]
+        rows = [("this run", report)]
+        if issues.get("flag_everything"):
+            rows.append(("flag every row", {**issues["flag_everything"], "flagged": issues.get("num_rows"),
+                                            "wrong": report["wrong"]}))
+        lines += ["", markdown_table(
+            ["", "precision", "recall", "F1", "AUROC", "AUPRC", "flagged", "truly wrong"],
+            [(name, _fmt(r["precision"], 3), _fmt(r["recall"], 3), _fmt(r["f1"], 3), _fmt(r.get("auroc"), 3),
+              _fmt(r.get("auprc"), 3), r["flagged"], r["wrong"]) for name, r in rows])]
     top = issues.get("top") or []
     if top:
         lines += ["", markdown_table(["training row", "given label", "score"],

@@ -1,9 +1,9 @@
-"""What a `jal train` run writes to its output folder: the model, recipe, versions, noise report, metrics, label issues.
+"""What a `jal train` run writes to its output folder: the model, recipe, versions, noise report and metrics.
 
 ``write_run`` saves the model (a frozen-encoder text run as one standard sequence-classification
 model with its tokenizer), ``recipe.yaml`` (the resolved configuration of all three dataclasses),
-``versions.json``, ``noise_report.json`` and ``metrics.json``; ``write_label_issues`` writes
-``label_issues.json`` and ``label_issues.csv``.
+``versions.json``, ``noise_report.json`` and ``metrics.json``. The label issues are written by
+`jal_trainer.label_issue_files`.
 
 Example:
     >>> sorted(package_versions())[:3]
@@ -24,7 +24,7 @@ import yaml
 from transformers.utils import logging
 
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments
-from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
+from jal_trainer.config import JALConfig
 
 if TYPE_CHECKING:
     from jal_trainer.trainer import JALTrainer
@@ -61,39 +61,6 @@ def _save_frozen_encoder_model(trainer: JALTrainer, encoder: str, out: Path) -> 
     source = str(path) if path.exists() else encoder
     from_probe(trainer.accelerator.unwrap_model(trainer.model), source).save_pretrained(out)
     AutoTokenizer.from_pretrained(source).save_pretrained(out)
-
-
-def write_label_issues(callbacks: list[Any], train: Any, data: DataArguments, out: Path) -> dict[str, Any] | None:
-    """Flag the training labels the model disagrees with; write ``label_issues.json`` and ``label_issues.csv``.
-
-    Uses the probabilities averaged over epochs by the run's `EpochProbabilitiesCallback`. The
-    JSON holds the rule, counts, the precision / recall / F1 against the clean labels when they are
-    known, and the 20 highest-scoring rows; the CSV one row per training example: ``index``,
-    ``label``, ``label_issue_score``, ``is_label_issue`` (and ``clean_label`` when known).
-    """
-    from jal_trainer.callbacks import EpochProbabilitiesCallback
-    from jal_trainer.label_issues import ISSUE_COLUMN, SCORE_COLUMN, column_array, find_label_issues
-
-    source = next((c for c in callbacks if isinstance(c, EpochProbabilitiesCallback) and c.epochs_seen), None)
-    if source is None:
-        logger.warning("No averaged training probabilities (no epoch ended): label issues not written.")
-        return None
-    found = find_label_issues(source, train, label_column=LABEL, rule=data.label_issue_rule)
-    columns = [c for c in (LABEL, CLEAN_LABEL_COLUMN, SCORE_COLUMN, ISSUE_COLUMN) if c in found.dataset.column_names]
-    table = found.dataset.select_columns(columns).add_column("index", np.arange(len(found.dataset)))
-    table = table.select_columns(["index", *columns])
-    table.to_csv(str(out / "label_issues.csv"), index=False)
-    top = np.argsort(-found.scores, kind="stable")[:20]
-    given = column_array(train, LABEL)
-    summary = {
-        "rule": found.rule, "probabilities": f"mean over {source.epochs_seen} epochs of the in-sample softmax",
-        "num_rows": len(found.scores), "num_flagged": int(found.issues.sum()),
-        "flagged_fraction": float(found.issues.mean()) if len(found.issues) else 0.0,
-        "report": found.report,
-        "top": [{"index": int(i), "label": int(given[i]), "score": float(found.scores[i])} for i in top],
-    }
-    (out / "label_issues.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
 def package_versions() -> dict[str, str]:

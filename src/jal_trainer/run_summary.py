@@ -28,6 +28,8 @@ def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
         if report:
             rows.append(("  vs clean labels", f"precision {report['precision']:.3f}, recall {report['recall']:.3f}, "
                                               f"F1 {report['f1']:.3f}"))
+            if report.get("auroc") is not None:  # the ranking, whatever the count flagged
+                rows.append(("  ranking", f"AUROC {report['auroc']:.3f}, AUPRC {report['auprc']:.3f}"))
         rows.append(("  per row", os.path.join(os.fspath(out), "label_issues.csv")))
     rows.append(("run folder", os.fspath(out)))
     width = max(len(name) for name, _ in rows)

@@ -26,7 +26,8 @@ from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, 
 from jal_trainer.config import JALConfig
 from jal_trainer.metrics import compute_metrics_fn
 # package_versions and _jsonable stay importable from here (scripts and modules written before the split)
-from jal_trainer.run_outputs import _jsonable, package_versions, write_label_issues, write_run  # noqa: F401
+from jal_trainer.label_issue_files import write_label_issues  # noqa: F401  (re-exported)
+from jal_trainer.run_outputs import _jsonable, package_versions, write_run  # noqa: F401
 from jal_trainer.trainer import JALTrainer
 
 logger = logging.get_logger(__name__)
@@ -44,12 +45,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
 
 def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *,
-        command: list[str] | None = None) -> dict[str, float]:
+        command: list[str] | None = None, edit_train: Any = None) -> dict[str, float]:
     """Train one model as the recipe says and return its final metrics (``test_accuracy`` included).
 
     Refuses a non-empty ``output_dir`` unless ``overwrite_output_dir`` is set or the run resumes
     (``resume_from_checkpoint``: a path, or ``true`` for the last checkpoint). Ctrl-C or SIGTERM
     saves a checkpoint and raises `TrainingInterrupted`, whose message is the resume command.
+    ``edit_train``: a function of the noisy training split returning the split to train on
+    (`jal_trainer.clean` drops or relabels flagged rows with it).
     """
     from jal_trainer.label_issues import column_array
     from jal_trainer.run_safety import InterruptCallback, prepare_output_dir, stop_on_signals
@@ -64,6 +67,8 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
     dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
     dataset, report = apply_noise(dataset, data_args)
+    if edit_train is not None:
+        dataset["train"] = edit_train(dataset["train"])
     check_same_labels_on_every_process(column_array(dataset["train"], LABEL), args)
     parts = build_model_parts(model_args, data_args, dataset, args)
     trainer = JALTrainer(
