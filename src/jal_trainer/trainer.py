@@ -101,7 +101,10 @@ class LossFunction:
     def __call__(
         self, outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
     ) -> torch.Tensor:
-        return normalise_loss(per_sample_loss(self.loss, logits_of(outputs), labels), labels, num_items_in_batch)
+        logits = logits_of(outputs)
+        per_sample, _ = above_minimum(self.loss, per_sample_loss(self.loss, logits, labels), None, labels,
+                                      logits.shape[-1])
+        return clamp_logged(normalise_loss(per_sample, labels, num_items_in_batch))
 
 
 def make_compute_loss_func(name: str = "jal-ce", *, preset: str | None = None, **params: float) -> LossFunction:
@@ -115,6 +118,31 @@ def per_sample_loss(loss: nn.Module, logits: torch.Tensor, labels: torch.Tensor)
     """(N,) float32 per-sample loss, computed outside autocast so that bf16/fp16 runs stay exact."""
     with torch.autocast(device_type=logits.device.type, enabled=False):
         return loss(logits.float(), labels)
+
+
+def above_minimum(
+    loss: nn.Module, active: torch.Tensor, passive: torch.Tensor | None, labels: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-sample parts ``(N,)`` minus the loss's value at a perfect fit (0 at ignored samples).
+
+    What the Trainer logs then reads 0 at a perfect fit and never below (AMSE's constant
+    ``(a - 1)^2 / K`` would otherwise dominate: 420.5 for JAL-CE, a = 30, K = 2), so it compares
+    across epochs and works as ``metric_for_best_model``. Subtracting a constant leaves the
+    gradient, hence training, unchanged. A loss without ``minimum_parts`` is left as it is.
+    """
+    floors = getattr(loss, "minimum_parts", None)
+    if floors is None:
+        return active, passive
+    low_active, low_passive = floors(num_classes)
+    counted = labels.ne(IGNORE_INDEX).to(active.dtype)
+    if passive is None:  # `active` is the whole per-sample loss
+        return active - (low_active + low_passive) * counted, None
+    return active - low_active * counted, passive - low_passive * counted
+
+
+def clamp_logged(loss: torch.Tensor) -> torch.Tensor:
+    """``max(loss, 0)`` in value, with the gradient of ``loss``: rounding cannot log a negative loss."""
+    return loss + (loss.detach().clamp(min=0.0) - loss.detach())
 
 
 def _as_jal_config(args: TrainingArguments | None) -> JALConfig:
@@ -144,8 +172,10 @@ class JALTrainer(ModelCardMixin, Trainer):
             instead of the one `args` describes.
         **kwargs: everything `transformers.Trainer` takes (datasets, collator, callbacks, ...).
 
-    Logged in addition to ``loss``: ``loss_active`` and ``loss_passive`` for combined losses
-    (already weighted by alpha and beta, so they add up to the loss without the L1 term).
+    Logged: ``loss`` (and ``eval_loss``) is the loss minus its value at a perfect fit (see
+    `above_minimum`), so it reads 0 at a perfect fit; the training ``loss`` adds the L1 term,
+    ``eval_loss`` does not. For combined losses also ``loss_active`` and ``loss_passive``, each
+    weighted by alpha or beta and above its own minimum, adding up to the loss without L1.
     """
 
     # `compute_loss` returns sum / num_items_in_batch: already scaled for gradient accumulation.
@@ -180,10 +210,11 @@ class JALTrainer(ModelCardMixin, Trainer):
         labels = inputs["labels"]
         outputs = model(**self._forward_inputs(model, inputs))
         logits = logits_of(outputs)
-        active, passive = self._parts(logits, labels)
+        active, passive = above_minimum(self.loss_fn, *self._parts(logits, labels), labels, logits.shape[-1])
         per_sample = active if passive is None else active + passive
 
-        l1 = self._l1_penalty(model)
+        # The L1 term regularises training; eval_loss measures the fit alone, so it leaves it out.
+        l1 = self._l1_penalty(model) if model.training else None
         if l1 is not None:
             # Spread lambda * sum|theta| over the samples: each optimiser step then adds it exactly
             # once, whatever the split into accumulation steps and processes.
@@ -195,6 +226,7 @@ class JALTrainer(ModelCardMixin, Trainer):
         else:
             # Evaluation: a local mean; the Trainer weights it by the batch size when it gathers.
             loss = normalise_loss(per_sample, labels, None)
+        loss = clamp_logged(loss)
 
         self._accumulate_parts(active, passive, labels, "train" if model.training else "eval")
         if return_outputs:
@@ -303,4 +335,4 @@ def _realised_noise(dataset: Any, clean_column: str) -> Any:
     return noise_report_from_labels(dataset[clean_column], dataset[label_column])
 
 
-__all__ = ["JALTrainer", "LossFunction", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
+__all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
