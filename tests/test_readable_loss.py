@@ -94,7 +94,26 @@ def test_eval_loss_leaves_out_the_l1_term(tmp_path: Path) -> None:
     data = separable_toy(16)
     values = []
     for lam in (0.0, 1.0):
-        trainer = JALTrainer(model=Linear(), args=toy_args(tmp_path, l1_weight_decay=lam),
+        trainer = JALTrainer(model=Linear(), args=toy_args(tmp_path, l1_weight_decay=lam, l1_scope="all"),
                              eval_dataset=data)
         values.append(trainer.evaluate()["eval_loss"])
     assert values[0] == pytest.approx(values[1], rel=1e-6)
+
+
+def test_l1_on_a_pretrained_body_covers_only_the_head() -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from jal_trainer.trainer import l1_parameters
+
+    model = BertForSequenceClassification(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=8, num_labels=3))
+    head = {id(p) for p in model.classifier.parameters()}
+    assert {id(p) for p in l1_parameters(model, "head")} == head
+    assert len(l1_parameters(model, "all")) == len(list(model.parameters()))
+    plain = Linear()
+    assert len(l1_parameters(plain, "head")) == 2  # no pretrained body: the whole model
+
+
+def test_bad_l1_scope_fails_early(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="l1_scope must be one of head, all"):
+        JALConfig(output_dir=str(tmp_path), l1_scope="body")

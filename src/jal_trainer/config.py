@@ -26,6 +26,8 @@ DEFAULT_ANALYSIS_COLUMNS = [CLEAN_LABEL_COLUMN, "is_noisy", "index"]
 
 # Loss hyper-parameters that JALConfig forwards to `build_loss` when they are set.
 LOSS_PARAM_FIELDS = ("alpha", "beta", "a", "q", "gamma")
+# What `l1_weight_decay` covers: see JALConfig.l1_scope.
+L1_SCOPES = ("head", "all")
 
 
 @dataclass
@@ -60,6 +62,12 @@ class JALConfig(TrainingArguments):
         default=0.0,
         metadata={"help": "lambda of the paper's L1 penalty lambda * sum |theta|, added to the loss (JAL: 5e-5)."},
     )
+    l1_scope: str = field(
+        default="head",
+        metadata={"help": "Parameters the L1 penalty covers: head (default: only those outside a pretrained body, "
+                          "model.base_model, so fine-tuning never pulls pretrained weights to 0; every parameter of "
+                          "a model without one, such as the paper's CNN) or all (the paper's from-scratch setting)."},
+    )
     analysis_columns: list[str] = field(
         default_factory=lambda: list(DEFAULT_ANALYSIS_COLUMNS),
         metadata={"help": "Batch columns kept for analysis (clean labels, noise flags) and never passed to forward."},
@@ -71,6 +79,8 @@ class JALConfig(TrainingArguments):
             raise ValueError(
                 f"l1_weight_decay must be >= 0, got {self.l1_weight_decay}. Use 0 to disable the L1 penalty."
             )
+        if self.l1_scope not in L1_SCOPES:
+            raise ValueError(f"l1_scope must be one of {', '.join(L1_SCOPES)}, got {self.l1_scope!r}.")
         # Build the loss once so that a bad name, preset or parameter fails now, not mid-run.
         self.build_loss()
 

@@ -145,6 +145,26 @@ def clamp_logged(loss: torch.Tensor) -> torch.Tensor:
     return loss + (loss.detach().clamp(min=0.0) - loss.detach())
 
 
+def l1_parameters(model: nn.Module, scope: str = "head") -> list[nn.Parameter]:
+    """The trainable parameters the L1 penalty covers.
+
+    ``"all"``: every one (the paper, training from scratch). ``"head"``: those outside the
+    model's pretrained body, ``model.base_model`` (``bert`` of a BertForSequenceClassification:
+    only the new classifier is penalised); a model without a separate body (the paper's CNN, a
+    probe head, a plain module) has no pretrained weights to protect, so every parameter counts.
+
+    Example:
+        >>> from torch import nn
+        >>> len(l1_parameters(nn.Linear(2, 2), "head"))   # no body: weight and bias
+        2
+    """
+    body = getattr(model, "base_model", model)
+    if scope == "all" or body is model or not isinstance(body, nn.Module):
+        return [p for p in model.parameters() if p.requires_grad]
+    in_body = {id(p) for p in body.parameters()}
+    return [p for p in model.parameters() if p.requires_grad and id(p) not in in_body]
+
+
 def _as_jal_config(args: TrainingArguments | None) -> JALConfig:
     """Accept plain `TrainingArguments` too: copy their fields into a `JALConfig` with the default loss."""
     if args is None:
@@ -244,7 +264,8 @@ class JALTrainer(ModelCardMixin, Trainer):
         lam = self.args.l1_weight_decay
         if not lam:
             return None
-        return lam * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
+        params = l1_parameters(self.accelerator.unwrap_model(model), getattr(self.args, "l1_scope", "all"))
+        return lam * sum(p.abs().sum() for p in params)
 
     def _forward_inputs(self, model: nn.Module, inputs: dict[str, Any]) -> dict[str, Any]:
         """The batch without labels and analysis columns, and without keys ``forward`` cannot take."""
@@ -335,4 +356,4 @@ def _realised_noise(dataset: Any, clean_column: str) -> Any:
     return noise_report_from_labels(dataset[clean_column], dataset[label_column])
 
 
-__all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
+__all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "l1_parameters", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
