@@ -249,6 +249,8 @@ class JALTrainer(ModelCardMixin, Trainer):
         loss = clamp_logged(loss)
 
         self._accumulate_parts(active, passive, labels, "train" if model.training else "eval")
+        if not model.training:
+            self._count_predictions(logits.detach(), labels)
         if return_outputs:
             return loss, outputs if not isinstance(outputs, torch.Tensor) else {"logits": outputs}
         return loss
@@ -292,11 +294,38 @@ class JALTrainer(ModelCardMixin, Trainer):
         # Start each evaluation (or prediction) from zero: prediction passes such as the
         # memorisation callback's must not leak into the next evaluation's logged parts.
         self._part_sums.pop("eval", None)
+        self._prediction_counts = None
         return super().evaluation_loop(*args, **kwargs)
+
+    def _count_predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add this batch's (predicted, labelled) class counts, (2, K), for the collapse guard."""
+        logits = logits.reshape(-1, logits.shape[-1])
+        labels = labels.reshape(-1)
+        kept = labels.ne(IGNORE_INDEX)
+        num_classes = logits.shape[-1]
+        counts = torch.stack([torch.bincount(logits[kept].argmax(-1), minlength=num_classes),
+                              torch.bincount(labels[kept], minlength=num_classes)])
+        previous = getattr(self, "_prediction_counts", None)
+        self._prediction_counts = counts if previous is None else previous + counts
+
+    def _warn_if_collapsed(self, split: str) -> None:
+        """Warn (`CollapseWarning`) when one class takes >= 95% of this evaluation's predictions."""
+        counts = getattr(self, "_prediction_counts", None)
+        self._prediction_counts = None
+        if counts is None:
+            return
+        from jal_trainer.collapse import CollapseWarning, collapse_message, describe_loss
+
+        counts = self.accelerator.reduce(counts.to(self.args.device), reduction="sum").cpu().numpy()
+        message = collapse_message(counts[0], counts[1], describe_loss(self.loss_fn), split=f"{split} set")
+        if message is not None:
+            warnings.warn(message, CollapseWarning, stacklevel=2)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add ``loss_active`` and ``loss_passive``, averaged over every sample of every process."""
         prefix = _evaluation_prefix(logs)
+        if prefix is not None:
+            self._warn_if_collapsed(prefix.rstrip("_"))
         sums = self._part_sums.pop("train" if prefix is None else "eval", None)
         if sums is not None and (prefix is not None or "loss" in logs):
             # A sum over processes (one collective, called on every rank since every rank logs).
