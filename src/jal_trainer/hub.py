@@ -352,6 +352,7 @@ class JALCardData:
     language: list[str] | None = None
     extra_tags: list[str] = field(default_factory=list)
     dataset_config: str | None = None
+    loss_selection: dict[str, Any] | None = None  # loss_selection.json of a `loss_type: auto` run
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -406,6 +407,7 @@ class JALCardData:
             "log_history": list(state.get("log_history") or []),
             "hyperparameters": _hyperparameters(recipe, model in VISION_MODELS),
             "versions": _read_json(run / "versions.json") or {},
+            "loss_selection": _read_json(run / "loss_selection.json"),
             "memorisation_plot": MEMORISATION_PLOT if (run / MEMORISATION_PLOT).is_file() else None,
         }
         values.update(_check_fields(overrides))
@@ -585,6 +587,7 @@ class JALCardData:
             "transition_table": self._transition_table(),
             "loss_rows": self._loss_rows(),
             "a_check": self.a_check().text,
+            "loss_selection": self.loss_selection,
             "usage": self._usage(),
             "hyperparameters": self.hyperparameters,
             "versions": self.versions,

@@ -51,6 +51,10 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -
     dataset, report = apply_noise(dataset, data_args)
     check_same_labels_on_every_process(dataset["train"][LABEL], args)
     parts = build_model_parts(model_args, data_args, dataset, args)
+    if args.loss_type == "auto":
+        from jal_trainer.auto import select_for_recipe
+
+        args = select_for_recipe(parts, args)  # writes loss_selection.json; the model below is still untrained
     trainer = JALTrainer(
         model=parts["model"],
         args=args,
