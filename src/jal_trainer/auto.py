@@ -39,7 +39,8 @@ import torch
 from transformers.utils import logging
 
 from jal_trainer.config import JALConfig
-from jal_trainer.selection import anchor_transition, bootstrap_gap_std, calibrate, is_clean_label_dominant, slice_scores
+from jal_trainer.selection import DOMINANCE_MARGIN, anchor_transition, bootstrap_gap_std, calibrate
+from jal_trainer.selection import is_clean_label_dominant, slice_scores
 from jal_trainer.selection import stratified_holdout
 from jal_trainer.trainer import JALTrainer
 
@@ -310,7 +311,7 @@ def _decide(candidates: list[Candidate], trainer: _CandidateTrainer, noisy: np.n
     if reference is None and ok:
         reference = max(ok, key=lambda c: slice_scores(probs[c.label].argmax(1), noisy, None)["noisy_slice_accuracy"])
     transition = anchor_transition(calibrate(probs[reference.label], noisy)) if reference is not None else None
-    corrected = transition is not None and is_clean_label_dominant(transition)
+    corrected = transition is not None and is_clean_label_dominant(transition, DOMINANCE_MARGIN)
     rows = []
     for c in candidates:
         if c not in ok:

@@ -29,6 +29,8 @@ import numpy as np
 
 #: Share of a class's most confident slice rows averaged into its row of the transition estimate.
 ANCHOR_SHARE = 0.1
+#: How far each diagonal entry of the estimate must beat its row's other entries before it is used.
+DOMINANCE_MARGIN = 0.05
 
 
 def stratified_holdout(labels: np.ndarray, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -85,11 +87,15 @@ def calibrate(probs: np.ndarray, noisy: np.ndarray) -> np.ndarray:
     return tempered(float(temps[int(np.argmin(nll))]))
 
 
-def is_clean_label_dominant(matrix: np.ndarray) -> bool:
-    """True when every row's diagonal entry beats every other entry of that row."""
+def is_clean_label_dominant(matrix: np.ndarray, margin: float = 0.0) -> bool:
+    """True when every row's diagonal entry beats every other entry of that row by more than ``margin``.
+
+    `loss_type: auto` asks for a margin of :data:`DOMINANCE_MARGIN`: a nearly flat estimate (a model
+    that learnt little) is close to singular, and inverting it would blow the correction up.
+    """
     matrix = np.asarray(matrix)
     off = matrix - np.diag(np.full(len(matrix), np.inf))
-    return bool(np.all(np.diag(matrix) > off.max(axis=1)))
+    return bool(np.all(np.diag(matrix) > off.max(axis=1) + margin))
 
 
 def estimated_clean_accuracy(predicted: np.ndarray, noisy: np.ndarray, transition: np.ndarray) -> float:

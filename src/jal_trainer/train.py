@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig) -> dict[str, float]:
     """Train one model as the recipe says and return its final metrics (``test_accuracy`` included)."""
     _check_before_loading(data_args, model_args)
+    args = default_preset(model_args, args)
     set_seed(args.seed)
     dataset = load_data(data_args)
     dataset, report = apply_noise(dataset, data_args)
@@ -102,6 +103,23 @@ def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
         raise ValueError(f"label_issue_rule={data.label_issue_rule!r} is unknown. Choose one of {', '.join(RULES)}.")
     if model.model not in VISION_MODELS:
         _check_text_model(model.model)
+
+
+def default_preset(model: ModelArguments, args: JALConfig) -> JALConfig:
+    """A recipe on a pretrained checkpoint that names no preset gets ``finetune`` (AdamW values).
+
+    The paper's presets are CIFAR/SGD values; with AdamW on a pretrained encoder JAL's a = 30 drowns
+    the active term. Vision models train from scratch and keep the loss's own defaults.
+    """
+    from jal_trainer.losses import FINETUNE_PRESET, PRESETS
+
+    if args.loss_preset is not None or model.model in VISION_MODELS:
+        return args
+    if args.loss_type != "auto" and args.loss_type not in PRESETS[FINETUNE_PRESET]:
+        return args
+    logger.info(f"Pretrained model and no loss_preset: using loss_preset={FINETUNE_PRESET!r}.")
+    args.loss_preset = FINETUNE_PRESET
+    return args
 
 
 def _check_text_model(name_or_path: str) -> None:
