@@ -117,3 +117,15 @@ def test_l1_on_a_pretrained_body_covers_only_the_head() -> None:
 def test_bad_l1_scope_fails_early(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="l1_scope must be one of head, all"):
         JALConfig(output_dir=str(tmp_path), l1_scope="body")
+
+
+def test_pretrained_recipes_default_to_the_finetune_preset(tmp_path: Path) -> None:
+    from jal_trainer.arguments import ModelArguments
+    from jal_trainer.train import default_preset
+
+    text = ModelArguments(model="some/pretrained-encoder")
+    assert default_preset(text, JALConfig(output_dir=str(tmp_path), loss_type="jal-ce")).loss_preset == "finetune"
+    named = JALConfig(output_dir=str(tmp_path), loss_type="jal-ce", loss_preset="cifar10")
+    assert default_preset(text, named).loss_preset == "cifar10"  # a named preset wins
+    vision = JALConfig(output_dir=str(tmp_path), loss_type="jal-ce")
+    assert default_preset(ModelArguments(model="cnn8"), vision).loss_preset is None
