@@ -1,7 +1,7 @@
 """Choose the `finetune` preset without test labels: candidate parameters scored on noisy held-out rows.
 
-For each set of the fine-tuning benchmark (seed 0), every candidate parameter set is trained on
-90% of the noisy training rows as a frozen-encoder head (all-MiniLM-L6-v2 embeddings, AdamW; the
+For each set (seed 0), every candidate parameter set is trained on
+90% of the noisy training rows for 15 epochs as a frozen-encoder head (all-MiniLM-L6-v2 embeddings, AdamW; the
 cheap stand-in for fine-tuning on this CPU) and scored on the other 10% by the label-free estimate
 of `loss_type: auto` (noisy-slice accuracy corrected by the estimated transition matrix; see
 ``jal_trainer.selection``). No test label is read. Per loss, the parameters with the best mean
@@ -23,7 +23,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "recipes" / "results" / "finetune_preset_choice.json"
-PROBE = ["--freeze_encoder", "true", "--learning_rate", "1e-2", "--num_train_epochs", "30",
+PROBE = ["--freeze_encoder", "true", "--learning_rate", "1e-2", "--num_train_epochs", "15",
          "--per_device_train_batch_size", "256", "--optim", "adamw_torch", "--use_cpu", "true",
          "--eval_strategy", "no", "--logging_strategy", "no", "--save_strategy", "no", "--disable_tqdm", "true",
          "--track_memorisation", "false", "--find_label_issues", "false", "--report_to", "none"]
@@ -38,11 +38,13 @@ SETS = {
 # loss -> candidate parameter sets; the first of each is the paper's CIFAR-10 value
 GRID = {
     "jal-ce": [{"alpha": 1.0, "beta": 1.0, "a": 30.0}, {"alpha": 10.0, "beta": 1.0, "a": 5.0},
-               {"alpha": 10.0, "beta": 1.0, "a": 10.0}, {"alpha": 5.0, "beta": 0.1, "a": 10.0},
-               {"alpha": 1.0, "beta": 0.1, "a": 3.0}],
-    "nce+rce": [{"alpha": 1.0, "beta": 1.0}, {"alpha": 10.0, "beta": 0.1}, {"alpha": 10.0, "beta": 1.0}],
+               {"alpha": 10.0, "beta": 1.0, "a": 10.0}],
+    "nce+rce": [{"alpha": 1.0, "beta": 1.0}, {"alpha": 10.0, "beta": 0.1}],
 }
 # Not swept (CPU time): GCE q 0.7, SCE (0.1, 1) and ANL-CE (5, 5) keep the paper's CIFAR-10 values.
+# On this shared 2-core CPU the sweep ran on the four sets below (DEFAULT_SETS) at 15 epochs; SST-2 and TREC
+# pair-flip are in SETS for a machine with time to spare (--only).
+DEFAULT_SETS = ("wrench-youtube", "wrench-sms", "wrench-trec", "trec-sym0.4")
 
 
 def candidates() -> list[str]:
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default=",".join(SETS), help="Comma-separated sets to score.")
+    parser.add_argument("--only", default=",".join(DEFAULT_SETS), help="Comma-separated sets to score.")
     parser.add_argument("--device", action="store_true", help="Train the heads on the accelerator (no --use_cpu).")
     parser.add_argument("--combine", action="store_true", help="Only merge the parts and choose.")
     parser.add_argument("--apply", action="store_true", help="Also write the choice into the loss registry.")
