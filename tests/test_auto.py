@@ -132,3 +132,17 @@ def test_the_estimate_undoes_known_noise() -> None:
     assert np.abs(estimate - transition).max() < 0.05
     kept, held = stratified_holdout(clean[:100], 0.1, seed=0)
     assert len(set(kept) & set(held)) == 0 and len(kept) + len(held) == 100
+
+
+def test_every_candidate_failing_is_reported_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = _CandidateTrainer._hp_search_setup
+
+    def broken(self, trial):
+        original(self, trial)
+        raise RuntimeError("broken candidate (simulated)")
+
+    monkeypatch.setattr(_CandidateTrainer, "_hp_search_setup", broken)
+    with pytest.raises(RuntimeError, match="every candidate failed"):
+        select_loss(MLP, auto_args(tmp_path, num_train_epochs=1), blobs(100, 1))
+    rows = json.loads((tmp_path / SELECTION_FILE).read_text())["candidates"]
+    assert [row["status"] for row in rows] == ["failed", "failed"]

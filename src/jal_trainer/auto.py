@@ -187,6 +187,8 @@ class _CandidateTrainer(JALTrainer):
         logits = logits[0] if isinstance(logits, tuple) else logits
         probs = torch.softmax(torch.as_tensor(logits).float(), dim=-1).numpy()
         self.probabilities[self.current or "?"] = probs
+        # Also on disk: Ray Tune runs each trial in its own process, which cannot fill this dict.
+        np.save(Path(self.args.output_dir) / f"{_file_name(self.current or '?')}.npy", probs)
         return {"noisy_slice_accuracy": float(np.mean(probs.argmax(-1) == np.asarray(labels)))}
 
 
@@ -228,6 +230,10 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     try:
         trainer = _search(model_init, args, table, train_dataset.select(kept), train_dataset.select(held),
                           data_collator, processing_class, schedule, scratch, backend)
+        for candidate in candidates:  # trials that ran in other processes (Ray) left their predictions here
+            saved = Path(scratch) / f"{_file_name(candidate.label)}.npy"
+            if candidate.label not in trainer.probabilities and saved.exists():
+                trainer.probabilities[candidate.label] = np.load(saved)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     selection = _decide(candidates, trainer, labels[held], settings)
@@ -250,6 +256,10 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig) -> JALConfig:
     selection = select_loss(lambda: copy.deepcopy(template), args, parts["dataset"]["train"],
                             data_collator=parts.get("collator"), processing_class=parts.get("processing_class"))
     return selection.apply(args)
+
+
+def _file_name(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)
 
 
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -298,8 +308,14 @@ def _search(model_init: Callable, args: JALConfig, table: dict[str, Candidate], 
     else:
         raise ValueError(f"auto backend must be optuna or ray, got {backend!r}.")
     # The study ranks by noisy-slice accuracy; `_decide` then corrects every candidate's score.
-    trainer.hyperparameter_search(hp_space=hp_space, n_trials=len(labels), direction="maximize", backend=backend,
-                                  compute_objective=lambda m: float(m.get("eval_noisy_slice_accuracy", 0.0)), **space)
+    trials = len(labels) if backend == "optuna" else 1  # Ray: one sample of the grid runs every candidate
+    try:
+        trainer.hyperparameter_search(hp_space=hp_space, n_trials=trials, direction="maximize", backend=backend,
+                                      compute_objective=lambda m: float(m.get("eval_noisy_slice_accuracy", 0.0)),
+                                      **space)
+    except ValueError:  # the study has no finished trial when every candidate failed: reported by the caller
+        if not trainer.failures:
+            raise
     return trainer
 
 
