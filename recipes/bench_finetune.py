@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(ARGS.out)
     benchmark._write_json(out.with_suffix(".json"), rows)
     command = "python recipes/bench_finetune.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    out.with_suffix(".md").write_text(markdown(grid, rows, runs, command))
+    text = markdown(grid, rows, runs, command).replace("runs/finetune/<dataset>", "runs/finetune/<regime>/<dataset>")
+    out.with_suffix(".md").write_text(text)
     plot_curves(runs, grid.losses, out.with_suffix(".png"))
     print(f"{len(runs)} runs -> {len(rows)} rows: {out}.json, .md, .png")
     return 0

@@ -7,6 +7,7 @@
 # dependencies for Python 3.12), runs/gpu/shared/{data,models} (the files the recipes read; the
 # encoder in float16 with "dtype": "float32" in its config, to fit the transfer). Results: $OUT/results.tgz.
 # Usage: SECONDS_LEFT=520 bash recipes/device_finetune.sh
+# Status: written for issue 11 but not run yet (no device time was left to that session).
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}
