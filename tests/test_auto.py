@@ -12,7 +12,8 @@ from datasets import Dataset
 
 from jal_trainer import JALConfig
 from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, select_loss
-from jal_trainer.selection import anchor_transition, calibrate, estimated_clean_accuracy, stratified_holdout
+from jal_trainer.selection import anchor_transition, calibrate, estimated_clean_accuracy, repair_transition
+from jal_trainer.selection import stratified_holdout
 
 pytest.importorskip("optuna")
 
@@ -146,3 +147,12 @@ def test_every_candidate_failing_is_reported_and_recorded(tmp_path: Path, monkey
         select_loss(MLP, auto_args(tmp_path, num_train_epochs=1), blobs(100, 1))
     rows = json.loads((tmp_path / SELECTION_FILE).read_text())["candidates"]
     assert [row["status"] for row in rows] == ["failed", "failed"]
+
+
+def test_an_unreliable_row_is_replaced_and_a_flat_estimate_is_refused() -> None:
+    rare_class_row = np.array([[0.6, 0.4, 0.0], [0.45, 0.35, 0.2], [0.0, 0.4, 0.6]])  # row 1 not dominant
+    repaired, rows = repair_transition(rare_class_row)
+    assert rows == [1] and repaired[1].tolist() == pytest.approx([0.2, 0.6, 0.2])
+    assert repaired[0].tolist() == [0.6, 0.4, 0.0]
+    flat, rows = repair_transition(np.full((2, 2), 0.5))
+    assert flat is None and rows == [0, 1]

@@ -39,8 +39,7 @@ import torch
 from transformers.utils import logging
 
 from jal_trainer.config import JALConfig
-from jal_trainer.selection import DOMINANCE_MARGIN, anchor_transition, bootstrap_gap_std, calibrate
-from jal_trainer.selection import is_clean_label_dominant, slice_scores
+from jal_trainer.selection import anchor_transition, bootstrap_gap_std, calibrate, repair_transition, slice_scores
 from jal_trainer.selection import stratified_holdout
 from jal_trainer.trainer import JALTrainer
 
@@ -326,8 +325,11 @@ def _decide(candidates: list[Candidate], trainer: _CandidateTrainer, noisy: np.n
     reference = next((c for c in ok if c.loss_type == "ce"), None)
     if reference is None and ok:
         reference = max(ok, key=lambda c: slice_scores(probs[c.label].argmax(1), noisy, None)["noisy_slice_accuracy"])
-    transition = anchor_transition(calibrate(probs[reference.label], noisy)) if reference is not None else None
-    corrected = transition is not None and is_clean_label_dominant(transition, DOMINANCE_MARGIN)
+    transition, replaced = None, []
+    if reference is not None:
+        transition, replaced = repair_transition(anchor_transition(calibrate(probs[reference.label], noisy)))
+    corrected = transition is not None
+    settings = {**settings, "transition_rows_replaced": replaced}
     rows = []
     for c in candidates:
         if c not in ok:
@@ -341,7 +343,7 @@ def _decide(candidates: list[Candidate], trainer: _CandidateTrainer, noisy: np.n
     score = {r["label"]: r["estimated_clean_accuracy"] for r in rows if r["status"] == "ok"}
     best = max(ok, key=lambda c: (score[c.label], c.loss_type == "ce"))
     how = "estimated clean accuracy (noisy-slice accuracy corrected by the estimated transition matrix)" if corrected \
-        else "noisy-slice accuracy (the estimated transition matrix is not clean-label dominant, so no correction)"
+        else "noisy-slice accuracy (no row of the estimated transition matrix is clean-label dominant: no correction)"
     ce = next((c for c in ok if c.loss_type == "ce"), None)
     reason = f"highest {how}: {score[best.label]:.4f}"
     if ce is not None and best is not ce:

@@ -11,7 +11,9 @@ joint of (prediction, noisy label) is ``M = C^T T`` where ``C[i, j] = P(y = i, y
 CE candidate, its temperature fitted to the slice's noisy labels): for each class ``i``, the mean predicted distribution over the slice rows most
 confidently of class ``i`` (the anchor points of Patrini et al., CVPR 2017). The correction is
 used only when the estimate is clean-label dominant (``T[i, i] > T[i, j]`` for every ``j``, which
-also makes it invertible); otherwise the score is the plain noisy-slice accuracy.
+also makes it invertible). A row that is not (a rare class has few confident rows) is replaced by a
+symmetric row with the mean diagonal of the others (`repair_transition`); with no dominant row at
+all the score is the plain noisy-slice accuracy.
 
 Example:
     >>> import numpy as np
@@ -98,6 +100,33 @@ def is_clean_label_dominant(matrix: np.ndarray, margin: float = 0.0) -> bool:
     return bool(np.all(np.diag(matrix) > off.max(axis=1) + margin))
 
 
+def repair_transition(matrix: np.ndarray, margin: float = DOMINANCE_MARGIN) -> tuple[np.ndarray | None, list[int]]:
+    """Replace the rows of ``matrix`` that are not clean-label dominant by ``margin``; ``(T, replaced rows)``.
+
+    A rare class has few confident slice rows, so its anchor row is the least reliable. Such a row is
+    replaced by a symmetric one whose diagonal is the mean diagonal of the dominant rows (the rest
+    spread evenly). None when no row is dominant: then no correction is possible.
+
+    Example:
+        >>> T, rows = repair_transition(np.array([[0.7, 0.2, 0.1], [0.4, 0.3, 0.3], [0.1, 0.1, 0.8]]))
+        >>> rows, T[1].round(2).tolist()
+        ([1], [0.12, 0.75, 0.12])
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    num_classes = len(matrix)
+    off = matrix - np.diag(np.full(num_classes, np.inf))
+    good = np.diag(matrix) > off.max(axis=1) + margin
+    if not good.any():
+        return None, list(range(num_classes))
+    diagonal = float(np.diag(matrix)[good].mean())
+    repaired = matrix.copy()
+    bad = [int(i) for i in np.flatnonzero(~good)]
+    for i in bad:
+        repaired[i] = (1.0 - diagonal) / (num_classes - 1)
+        repaired[i, i] = diagonal
+    return repaired, bad
+
+
 def estimated_clean_accuracy(predicted: np.ndarray, noisy: np.ndarray, transition: np.ndarray) -> float:
     """``trace(M T^-1)`` clipped to [0, 1]; ``M[j, l]`` = share of rows predicted ``j`` and labelled ``l``."""
     num_classes = len(transition)
@@ -128,4 +157,5 @@ def bootstrap_gap_std(pred_a: np.ndarray, pred_b: np.ndarray, noisy: np.ndarray,
 
 
 __all__ = ["anchor_transition", "bootstrap_gap_std", "calibrate", "estimated_clean_accuracy", "is_clean_label_dominant",
+           "repair_transition",
            "slice_scores", "stratified_holdout"]
