@@ -69,12 +69,14 @@ class RunSpec:
     seed: int
     argv: tuple[str, ...]
     freeze_encoder: bool = False
+    mode: str = ""  # the table's regime (probe, finetune) when a grid compares regimes; "" otherwise
 
     @property
     def relpath(self) -> str:
-        """Path of the run's JSON below ``<runs_dir>/<grid>/``."""
+        """Path of the run's JSON below ``<runs_dir>/<grid>/`` (``<mode>/`` first when set)."""
         noise = self.noise_type if self.noise_rate is None else f"{self.noise_type}{self.noise_rate:g}"
-        return f"{self.dataset}/{noise}/{self.loss.replace('+', '_')}-seed{self.seed}.json"
+        path = f"{self.dataset}/{noise}/{self.loss.replace('+', '_')}-seed{self.seed}.json"
+        return f"{self.mode}/{path}" if self.mode else path
 
 
 @dataclass
@@ -141,7 +143,7 @@ def expand(grid: Grid, only: Iterable[str] | None = None) -> list[RunSpec]:
     wanted = set(only) if only else None
     specs = []
     for entry in grid.datasets:
-        if wanted is not None and entry["name"] not in wanted:
+        if wanted is not None and not {entry["name"], entry.get("mode"), f"{entry.get('mode')}:{entry['name']}"} & wanted:
             continue
         regime = grid.regimes.get(entry.get("regime"), {})
         for seed in grid.seeds:
@@ -168,7 +170,7 @@ def _spec(grid: Grid, entry: dict[str, Any], noise: dict[str, Any], loss: str, s
     rate = None if real else float(noise["noise_rate"])
     return RunSpec(grid=grid.name, dataset=str(entry["name"]), noise_type=str(noise.get("label", noise["noise_type"])),
                    noise_rate=rate, loss=loss, seed=seed, argv=tuple(argv),
-                   freeze_encoder=bool(flags.get("freeze_encoder", False)))
+                   freeze_encoder=bool(flags.get("freeze_encoder", False)), mode=str(entry.get("mode") or ""))
 
 
 def _flag_value(value: Any) -> str:
@@ -196,6 +198,7 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         seconds = time.perf_counter() - start
         report_path = Path(scratch) / "noise_report.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
+        extra = _run_extras(Path(scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record = {
@@ -205,10 +208,25 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "epochs": metrics.get("test_epoch"), "train_seconds": metrics.get("train_runtime"),
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv], "metrics": metrics,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
     }
+    if spec.mode:
+        record["regime"] = spec.mode
     _write_json(Path(out_path), record)
     return record
+
+
+def _run_extras(run_dir: Path) -> dict[str, Any]:
+    """Per-epoch clean test accuracy (``curve``) and, for ``loss_type: auto``, what it chose."""
+    extra: dict[str, Any] = {}
+    state_path = run_dir / "trainer_state.json"
+    if state_path.exists():
+        history = json.loads(state_path.read_text()).get("log_history", [])
+        extra["curve"] = [[h["epoch"], h["eval_accuracy"]] for h in history if "eval_accuracy" in h]
+    selection_path = run_dir / "loss_selection.json"
+    if selection_path.exists():
+        extra["auto"] = json.loads(selection_path.read_text())
+    return extra
 
 
 def warm_embeddings(spec: RunSpec) -> float:
@@ -263,7 +281,8 @@ def run_grid(grid: Grid, runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR, *,
     """
     out_dir = Path(runs_dir) / grid.name
     specs = expand(grid, only)
-    todo = [s for s in specs if not (out_dir / s.relpath).exists()]
+    # Seed-major: a session cut short leaves every setting at fewer seeds, not some settings empty.
+    todo = sorted((s for s in specs if not (out_dir / s.relpath).exists()), key=lambda s: s.seed)
     log(f"{len(specs)} runs in grid {grid.name!r}; {len(specs) - len(todo)} already done, {len(todo)} to run")
     seen: set[tuple[str, int]] = set()
     warm = []
@@ -342,15 +361,16 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for run in runs:
-        groups.setdefault((run["dataset"], run["noise_type"], run["noise_rate"], run["loss"]), []).append(run)
+        groups.setdefault((run.get("regime"), run["dataset"], run["noise_type"], run["noise_rate"], run["loss"]),
+                          []).append(run)
     rows = []
-    for (dataset, noise_type, rate, loss), members in groups.items():
+    for (regime, dataset, noise_type, rate, loss), members in groups.items():
         accs = [m["test_accuracy"] for m in members]
         mean = sum(accs) / len(accs)
         std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
         realised = [m["realised_noise_rate"] for m in members if m.get("realised_noise_rate") is not None]
         rows.append({
-            "dataset": dataset, "noise_type": noise_type, "noise_rate": rate, "loss": loss, "n_seeds": len(accs),
+            **({"regime": regime} if regime else {}), "dataset": dataset, "noise_type": noise_type, "noise_rate": rate, "loss": loss, "n_seeds": len(accs),
             "mean_accuracy": round(mean, 4), "std_accuracy": round(std, 4),
             "realised_noise_rate": round(sum(realised) / len(realised), 4) if realised else None,
             "mean_seconds": round(sum(m.get("seconds", 0.0) for m in members) / len(members), 1),
@@ -651,7 +671,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR), help="Where run JSONs go (<runs-dir>/<grid name>/).")
     run.add_argument("--workers", type=int, default=2, help="Worker processes; 0 runs in this process.")
     run.add_argument("--threads", type=int, default=1, help="Torch threads per worker.")
-    run.add_argument("--only", default=None, help="Comma-separated data set names of the grid to run.")
+    run.add_argument("--only", default=None, help="Comma-separated data set names, modes (probe, finetune) or "
+                     "mode:name of the grid to run.")
     run.add_argument("--dry-run", action="store_true", help="Print the argv of each missing run and stop.")
     agg = sub.add_parser("aggregate", help="Write the table (JSON, Markdown) and plot from the run JSONs.")
     agg.add_argument("grid", help="Grid YAML file.")

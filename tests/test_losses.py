@@ -375,7 +375,7 @@ def test_registry_names_exactly() -> None:
         "amse", "nce+mae", "nce+rce", "nfl+rce", "nce+agce", "nce+aul", "nce+ael", "anl-ce",
         "anl-fl", "jal-ce", "jal-fl",
     )  # fmt: skip
-    assert set(PRESETS) == {"cifar10", "cifar100", "webvision", "clothing1m"}
+    assert set(PRESETS) == {"cifar10", "cifar100", "webvision", "clothing1m", "finetune"}
 
 
 # JAL (alpha, beta, a) from reference section 4.

@@ -33,6 +33,9 @@ _EXPORTS: dict[str, str] = {
     "MemorisationCallback": "jal_trainer.callbacks",
     "EpochProbabilitiesCallback": "jal_trainer.callbacks",
     "find_label_issues": "jal_trainer.label_issues",
+    "select_loss": "jal_trainer.auto",
+    "LossSelection": "jal_trainer.auto",
+    "CollapseWarning": "jal_trainer.collapse",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -45,6 +48,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from jal_trainer.noise import NoiseReport, check_a, min_admissible_a, transition_matrix
     from jal_trainer.noisy_datasets import add_label_noise, noise_report
     from jal_trainer.trainer import JALTrainer, make_compute_loss_func
+    from jal_trainer.auto import LossSelection, select_loss
+    from jal_trainer.collapse import CollapseWarning
 
 
 def __getattr__(name: str) -> Any:

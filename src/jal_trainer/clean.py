@@ -18,7 +18,7 @@ were dropped or relabelled (and, when the clean labels are known, how many of th
 wrong), and both clean test accuracies.
 
 Example:
-    $ jal train --config recipes/quickstart.yaml --output_dir runs/quickstart
+    $ jal train --config quickstart --output_dir runs/quickstart
     $ jal clean runs/quickstart                         # -> runs/quickstart-clean-drop
     $ jal clean runs/quickstart --action relabel --output_dir runs/qs-relabel --num_train_epochs 6
     $ jal clean runs/quickstart --score_with runs/quickstart-ce   # flag with the CE + JAL-CE mean

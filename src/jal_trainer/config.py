@@ -26,6 +26,8 @@ DEFAULT_ANALYSIS_COLUMNS = [CLEAN_LABEL_COLUMN, "is_noisy", "index"]
 
 # Loss hyper-parameters that JALConfig forwards to `build_loss` when they are set.
 LOSS_PARAM_FIELDS = ("alpha", "beta", "a", "q", "gamma")
+# What `l1_weight_decay` covers: see JALConfig.l1_scope.
+L1_SCOPES = ("head", "all")
 
 
 @dataclass
@@ -47,7 +49,8 @@ class JALConfig(TrainingArguments):
     )
     loss_type: str = field(
         default="jal-ce",
-        metadata={"help": "Loss to optimise: a name of jal_trainer.LOSS_NAMES, e.g. jal-ce, jal-fl, ce, nce+rce."},
+        metadata={"help": "Loss to optimise: a name of jal_trainer.LOSS_NAMES (jal-ce, jal-fl, ce, nce+rce, ...) or "
+                          "auto (chosen on a held-out slice of the noisy labels; see jal_trainer.auto)."},
     )
     loss_preset: str | None = field(
         default=None,
@@ -70,6 +73,25 @@ class JALConfig(TrainingArguments):
                           "(one GPU, one process, no accumulation): for small models whose steps are bound by "
                           "kernel launches, such as the paper's CIFAR CNN. Same updates as without."},
     )
+    l1_scope: str = field(
+        default="head",
+        metadata={"help": "Parameters the L1 penalty covers: head (default: only those outside a pretrained body, "
+                          "model.base_model, so fine-tuning never pulls pretrained weights to 0; every parameter of "
+                          "a model without one, such as the paper's CNN) or all (the paper's from-scratch setting)."},
+    )
+    auto_candidates: list[str] | None = field(
+        default=None,
+        metadata={"help": "loss_type auto: the losses to try, each a name or name@preset (default: ce, gce, sce, "
+                          "nce+rce, jal-ce; CE is always added)."},
+    )
+    auto_budget: float | None = field(
+        default=None,
+        metadata={"help": "loss_type auto: total cost in full trainings, the final one included (default "
+                          "1 + 0.5 x the number of candidates; must be above 1)."},
+    )
+    auto_holdout: float = field(
+        default=0.1, metadata={"help": "loss_type auto: stratified share of the noisy training rows held out to score."}
+    )
     analysis_columns: list[str] = field(
         default_factory=lambda: list(DEFAULT_ANALYSIS_COLUMNS),
         metadata={"help": "Batch columns kept for analysis (clean labels, noise flags) and never passed to forward."},
@@ -81,6 +103,13 @@ class JALConfig(TrainingArguments):
             raise ValueError(
                 f"l1_weight_decay must be >= 0, got {self.l1_weight_decay}. Use 0 to disable the L1 penalty."
             )
+        if self.l1_scope not in L1_SCOPES:
+            raise ValueError(f"l1_scope must be one of {', '.join(L1_SCOPES)}, got {self.l1_scope!r}.")
+        if self.loss_type == "auto":  # candidates, budget and holdout fail now, before any training
+            from jal_trainer.auto import check_auto_settings
+
+            check_auto_settings(self)
+            return
         # Build the loss once so that a bad name, preset or parameter fails now, not mid-run.
         loss = self.build_loss()
         params = getattr(loss, "hparams", {}) or {}
@@ -104,4 +133,7 @@ class JALConfig(TrainingArguments):
         """Build the configured loss module (per-sample by default, as `JALTrainer` uses it)."""
         from jal_trainer.losses import build_loss
 
+        if self.loss_type == "auto":
+            raise ValueError("loss_type='auto' is not a loss: choose one first with jal_trainer.auto.select_loss "
+                             "(`jal train` does it) and train with selection.apply(args).")
         return build_loss(self.loss_type, preset=self.loss_preset, reduction=reduction, **self.loss_kwargs())

@@ -24,7 +24,6 @@ import copy
 import dataclasses
 import inspect
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -38,84 +37,19 @@ from jal_trainer.losses import AMSE_LOSSES
 
 logger = logging.get_logger(__name__)
 
-IGNORE_INDEX = -100
-
-
-def logits_of(outputs: Any) -> torch.Tensor:
-    """Return the logits (N, K) from a model output: a tensor, a `ModelOutput`/dict or a tuple."""
-    if isinstance(outputs, torch.Tensor):
-        return outputs
-    if isinstance(outputs, Mapping):
-        if "logits" not in outputs:
-            raise ValueError(
-                f"The model output has no 'logits' (keys: {sorted(outputs)}). Return the class scores as a "
-                "tensor of shape (batch, num_classes) or under the key 'logits'."
-            )
-        return outputs["logits"]
-    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], torch.Tensor):
-        return outputs[0]
-    raise ValueError(
-        f"Cannot find logits in a model output of type {type(outputs).__name__}: return a tensor of shape "
-        "(batch, num_classes), a dict/ModelOutput with 'logits', or a tuple whose first item is the logits."
-    )
-
-
-def normalise_loss(
-    per_sample: torch.Tensor,
-    labels: torch.Tensor,
-    num_items_in_batch: torch.Tensor | int | None,
-    num_processes: int = 1,
-) -> torch.Tensor:
-    """Reduce per-sample losses so that any split of the batch gives the same gradient.
-
-    Args:
-        per_sample: (N,) float32 losses of this micro-batch, 0 at ignored positions.
-        labels: (N,) int64 labels; ``-100`` marks ignored positions.
-        num_items_in_batch: non-ignored samples over the whole optimiser step (all accumulation
-            steps; all processes when the Trainer counted them globally), or ``None`` for a
-            plain mean over this micro-batch.
-        num_processes: factor that undoes DDP's gradient averaging when the count is global.
-
-    Returns:
-        A scalar: ``per_sample.sum() / num_items_in_batch * num_processes``.
-    """
-    if num_items_in_batch is None:
-        return per_sample.sum() / labels.ne(IGNORE_INDEX).sum().clamp(min=1)
-    return per_sample.sum() / num_items_in_batch * num_processes
-
-
-class LossFunction:
-    """A robust loss as a ``compute_loss_func`` for the plain `transformers.Trainer`.
-
-    The plain Trainer gives it the model output, the labels and ``num_items_in_batch``, and then
-    multiplies by the process count when ``average_tokens_across_devices`` is on, so this returns
-    ``sum / num_items_in_batch``. (No L1 penalty and no part logging: use `JALTrainer` for those.)
-
-    Example:
-        >>> from transformers import Trainer
-        >>> trainer = Trainer(model, args, compute_loss_func=make_compute_loss_func("jal-ce", preset="cifar10"))  # doctest: +SKIP
-    """
-
-    def __init__(self, loss: nn.Module) -> None:
-        self.loss = loss
-
-    def __call__(
-        self, outputs: Any, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None
-    ) -> torch.Tensor:
-        return normalise_loss(per_sample_loss(self.loss, logits_of(outputs), labels), labels, num_items_in_batch)
-
-
-def make_compute_loss_func(name: str = "jal-ce", *, preset: str | None = None, **params: float) -> LossFunction:
-    """Build a ``compute_loss_func`` for `transformers.Trainer` from a loss name (see `build_loss`)."""
-    from jal_trainer.losses import build_loss
-
-    return LossFunction(build_loss(name, preset=preset, reduction="none", **params))
-
-
-def per_sample_loss(loss: nn.Module, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(N,) float32 per-sample loss, computed outside autocast so that bf16/fp16 runs stay exact."""
-    with torch.autocast(device_type=logits.device.type, enabled=False):
-        return loss(logits.float(), labels)
+# The loss plumbing (reduction, logged floor, L1 scope, compute_loss_func) lives in trainer_loss.
+from jal_trainer.trainer_loss import (  # noqa: E402  (re-exported: the names users import from here)
+    IGNORE_INDEX,
+    LossFunction,
+    _smoothed_ce,
+    above_minimum,
+    clamp_logged,
+    l1_parameters,
+    logits_of,
+    make_compute_loss_func,
+    normalise_loss,
+    per_sample_loss,
+)
 
 
 def _as_jal_config(args: TrainingArguments | None) -> JALConfig:
@@ -145,8 +79,10 @@ class JALTrainer(ModelCardMixin, Trainer):
             instead of the one `args` describes.
         **kwargs: everything `transformers.Trainer` takes (datasets, collator, callbacks, ...).
 
-    Logged in addition to ``loss``: ``loss_active`` and ``loss_passive`` for combined losses
-    (already weighted by alpha and beta, so they add up to the loss without the L1 term).
+    Logged: ``loss`` (and ``eval_loss``) is the loss minus its value at a perfect fit (see
+    `above_minimum`), so it reads 0 at a perfect fit; the training ``loss`` adds the L1 term,
+    ``eval_loss`` does not. For combined losses also ``loss_active`` and ``loss_passive``, each
+    weighted by alpha or beta and above its own minimum, adding up to the loss without L1.
     """
 
     # `compute_loss` returns sum / num_items_in_batch: already scaled for gradient accumulation.
@@ -190,6 +126,8 @@ class JALTrainer(ModelCardMixin, Trainer):
         """Robust loss of a micro-batch, normalised by the sample count of the whole optimiser step."""
         loss, parts, outputs = self._loss_parts_outputs(model, inputs, num_items_in_batch)
         self._add_parts(parts, "train" if model.training else "eval")
+        if not model.training:
+            self._count_predictions(logits_of(outputs).detach(), inputs["labels"])
         if return_outputs:
             return loss, outputs if not isinstance(outputs, torch.Tensor) else {"logits": outputs}
         return loss
@@ -201,10 +139,11 @@ class JALTrainer(ModelCardMixin, Trainer):
         labels = inputs["labels"]
         outputs = model(**self._forward_inputs(model, inputs))
         logits = logits_of(outputs)
-        active, passive = self._parts(logits, labels)
+        active, passive = above_minimum(self.loss_fn, *self._parts(logits, labels), labels, logits.shape[-1])
         per_sample = active if passive is None else active + passive
 
-        l1 = self._l1_penalty(model)
+        # The L1 term regularises training; eval_loss measures the fit alone, so it leaves it out.
+        l1 = self._l1_penalty(model) if model.training else None
         if l1 is not None:
             # Spread lambda * sum|theta| over the samples: each optimiser step then adds it exactly
             # once, whatever the split into accumulation steps and processes.
@@ -216,6 +155,7 @@ class JALTrainer(ModelCardMixin, Trainer):
         else:
             # Evaluation: a local mean; the Trainer weights it by the batch size when it gathers.
             loss = normalise_loss(per_sample, labels, None)
+        loss = clamp_logged(loss)
         parts = None
         if passive is not None:
             parts = torch.stack([active.detach().sum(), passive.detach().sum(),
@@ -270,7 +210,8 @@ class JALTrainer(ModelCardMixin, Trainer):
         lam = self.args.l1_weight_decay
         if not lam:
             return None
-        params = [p.reshape(-1) for p in model.parameters() if p.requires_grad]
+        params = [p.reshape(-1) for p in
+                  l1_parameters(self.accelerator.unwrap_model(model), getattr(self.args, "l1_scope", "all"))]
         if not params:
             return None
         # One concatenation, abs and sum: a handful of GPU kernels per step instead of two per
@@ -299,11 +240,38 @@ class JALTrainer(ModelCardMixin, Trainer):
         # Start each evaluation (or prediction) from zero: prediction passes such as the
         # memorisation callback's must not leak into the next evaluation's logged parts.
         self._part_sums.pop("eval", None)
+        self._prediction_counts = None
         return super().evaluation_loop(*args, **kwargs)
+
+    def _count_predictions(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Add this batch's (predicted, labelled) class counts, (2, K), for the collapse guard."""
+        logits = logits.reshape(-1, logits.shape[-1])
+        labels = labels.reshape(-1)
+        kept = labels.ne(IGNORE_INDEX)
+        num_classes = logits.shape[-1]
+        counts = torch.stack([torch.bincount(logits[kept].argmax(-1), minlength=num_classes),
+                              torch.bincount(labels[kept], minlength=num_classes)])
+        previous = getattr(self, "_prediction_counts", None)
+        self._prediction_counts = counts if previous is None else previous + counts
+
+    def _warn_if_collapsed(self, split: str) -> None:
+        """Warn (`CollapseWarning`) when one class takes >= 95% of this evaluation's predictions."""
+        counts = getattr(self, "_prediction_counts", None)
+        self._prediction_counts = None
+        if counts is None:
+            return
+        from jal_trainer.collapse import CollapseWarning, collapse_message, describe_loss
+
+        counts = self.accelerator.reduce(counts.to(self.args.device), reduction="sum").cpu().numpy()
+        message = collapse_message(counts[0], counts[1], describe_loss(self.loss_fn), split=f"{split} set")
+        if message is not None:
+            warnings.warn(message, CollapseWarning, stacklevel=2)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add ``loss_active`` and ``loss_passive``, averaged over every sample of every process."""
         prefix = _evaluation_prefix(logs)
+        if prefix is not None:
+            self._warn_if_collapsed(prefix.rstrip("_"))
         sums = self._part_sums.pop("train" if prefix is None else "eval", None)
         if sums is not None and (prefix is not None or "loss" in logs):
             # A sum over processes (one collective, called on every rank since every rank logs).
@@ -356,30 +324,6 @@ def _check_datasets(model: Any, train_dataset: Any, eval_dataset: Any) -> None:
             check_trainer_dataset(dataset, role=role, num_labels=num_labels)
 
 
-class _SmoothedCE(nn.Module):
-    """Per-sample cross entropy with label smoothing (``F.cross_entropy(label_smoothing=eps)``), float32."""
-
-    name = "ce"
-
-    def __init__(self, epsilon: float) -> None:
-        super().__init__()
-        self.epsilon = epsilon
-        self.hparams = {"label_smoothing": epsilon}
-
-    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return nn.functional.cross_entropy(logits.float(), labels, reduction="none", ignore_index=IGNORE_INDEX,
-                                           label_smoothing=self.epsilon)
-
-
-def _smoothed_ce(epsilon: float, loss: nn.Module | None) -> nn.Module:
-    if loss is not None:
-        raise ValueError(
-            f"label_smoothing_factor={epsilon} cannot be applied to a loss= module. Set label_smoothing_factor to 0, "
-            "or drop loss= and use loss_type='ce'."
-        )
-    return _SmoothedCE(epsilon)
-
-
 def _evaluation_prefix(logs: dict[str, float]) -> str | None:
     """``"eval_"`` (or ``"test_"``, ...) for the metrics of an evaluation, ``None`` for training logs."""
     for key in logs:
@@ -403,4 +347,4 @@ def _realised_noise(dataset: Any, clean_column: str) -> Any:
     return noise_report_from_labels(dataset[clean_column], dataset[label_column])
 
 
-__all__ = ["JALTrainer", "LossFunction", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
+__all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "l1_parameters", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]

@@ -82,6 +82,7 @@ class JALCardData:
     language: list[str] | None = None
     extra_tags: list[str] = field(default_factory=list)
     dataset_config: str | None = None
+    loss_selection: dict[str, Any] | None = None  # loss_selection.json of a `loss_type: auto` run
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class JALCardData:
             "log_history": list(state.get("log_history") or []),
             "hyperparameters": _hyperparameters(recipe, model in VISION_MODELS),
             "versions": _read_json(run / "versions.json") or {},
+            "loss_selection": _read_json(run / "loss_selection.json"),
             "memorisation_plot": MEMORISATION_PLOT if (run / MEMORISATION_PLOT).is_file() else None,
         }
         values.update(_check_fields(overrides))

@@ -60,6 +60,7 @@ def template_context(data: JALCardData) -> dict[str, Any]:
         "transition_table": _transition_table(data),
         "loss_rows": _loss_rows(data),
         "a_check": data.a_check().text,
+        "loss_selection": data.loss_selection,
         "usage": _usage(data),
         "hyperparameters": data.hyperparameters,
         "versions": data.versions,

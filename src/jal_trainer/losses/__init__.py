@@ -42,7 +42,15 @@ from jal_trainer.losses.combined import (
     SCELoss,
 )
 from jal_trainer.losses.fused import normalised_amse_terms
-from jal_trainer.losses.registry import AMSE_LOSSES, LOSS_CLASSES, LOSS_NAMES, PRESETS, build_loss, preset_params
+from jal_trainer.losses.registry import (
+    AMSE_LOSSES,
+    FINETUNE_PRESET,
+    LOSS_CLASSES,
+    LOSS_NAMES,
+    PRESETS,
+    build_loss,
+    preset_params,
+)
 from jal_trainer.losses.single import (
     AELLoss,
     AGCELoss,
@@ -61,6 +69,7 @@ from jal_trainer.losses.single import (
 
 __all__ = [
     "AMSE_LOSSES",
+    "FINETUNE_PRESET",
     "LOSS_CLASSES",
     "LOSS_NAMES",
     "PRESETS",

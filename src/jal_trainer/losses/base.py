@@ -192,6 +192,13 @@ def reduce_loss(per_sample: Tensor, valid: Tensor | None, reduction: str) -> Ten
     return per_sample.sum() / valid.sum()  # 0 / 0 = NaN when all are ignored, as F.cross_entropy
 
 
+def perfect_fit_logits(num_classes: int) -> Tensor:
+    """Float64 logits ``(1, K)`` of a perfect fit to class 0: ``p_0 = 1`` and ``p_k = 0`` in float64."""
+    logits = torch.zeros(1, num_classes, dtype=torch.float64)
+    logits[0, 0] = 1e4  # exp(-1e4) underflows to 0: the one-hot itself, not an approximation
+    return logits
+
+
 def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """Disable autocast on ``device`` (it would run reductions such as vecdot in half precision)."""
     if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
@@ -271,6 +278,36 @@ class RobustLoss(nn.Module):
             out = reduce_loss(self.per_sample(z, y), valid, self.reduction)
         return out.reshape(shape) if shape is not None and self.reduction == "none" else out
 
+    def minimum(self, num_classes: int) -> float:
+        """The loss's smallest per-sample value for ``K = num_classes``: its value at a perfect fit.
+
+        Every loss of the library is smallest when ``p`` is the one-hot of the label (AMSE:
+        ``(a - 1)^2 / K``; RCE: ``(K - 1) * 1e-8 * -log(1e-4)`` from its clamp; CE, NCE, GCE: 0).
+        Trainers subtract it from what they log, so a logged loss reads 0 at a perfect fit;
+        ``forward`` itself keeps the paper's values.
+
+        Example:
+            >>> from jal_trainer.losses import build_loss
+            >>> round(build_loss("amse", a=30.0).minimum(2), 2)
+            420.5
+        """
+        return float(sum(self.minimum_parts(num_classes)))
+
+    def minimum_parts(self, num_classes: int) -> tuple[float, float]:
+        """``(minimum of the weighted active term, minimum of the weighted passive term)``.
+
+        A single loss has no passive term: ``(minimum, 0.0)``. Cached per ``K`` and parameters.
+        """
+        cache = self.__dict__.setdefault("_minimum_cache", {})
+        key = (num_classes, *(getattr(self, name) for name in self._hparams))
+        if key not in cache:
+            with torch.no_grad(), _autocast_off(torch.device("cpu")):
+                cache[key] = self._parts_at_perfect_fit(perfect_fit_logits(num_classes))
+        return cache[key]
+
+    def _parts_at_perfect_fit(self, logits: Tensor) -> tuple[float, float]:
+        return float(self.per_sample(logits, torch.zeros(1, dtype=torch.long))), 0.0
+
 
 class CombinedLoss(RobustLoss):
     """``alpha * active + beta * passive``; subclasses implement :meth:`terms`.
@@ -302,6 +339,10 @@ class CombinedLoss(RobustLoss):
     def per_sample(self, logits: Tensor, labels: Tensor) -> Tensor:
         active, passive = self._weighted(logits, labels)
         return active + passive
+
+    def _parts_at_perfect_fit(self, logits: Tensor) -> tuple[float, float]:
+        active, passive = self._weighted(logits, torch.zeros(1, dtype=torch.long))
+        return float(active), float(passive)
 
     def parts(self, logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """Per-sample ``(alpha * active, beta * passive)``, each ``(N,)`` (``(N, L)`` for token

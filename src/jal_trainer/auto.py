@@ -1,0 +1,364 @@
+"""``loss_type: auto``: choose the loss (and its parameters) without clean labels.
+
+1. Hold out a stratified slice (``auto_holdout``, 10%) of the noisy training rows.
+2. Train every candidate on the other rows with a short schedule, through
+   `transformers.Trainer.hyperparameter_search` (Optuna by default, one grid point per candidate;
+   ``backend="ray"`` runs the same search with Ray Tune).
+3. Score each on the slice: the noisy-slice accuracy, corrected to an estimated clean accuracy
+   with the noise transition matrix estimated from the CE candidate (see
+   :mod:`jal_trainer.selection`) when that estimate is clean-label dominant.
+4. Pick the best; a robust loss replaces CE only when it beats CE by more than one bootstrap
+   std of the gap on the slice, so ``auto`` falls back to CE when the evidence is thin.
+5. The caller retrains on all rows with the choice (`jal train` does it).
+
+Cost, in full trainings: 1 (the final one) + the candidates; by default at most
+``1 + 0.5 * number of candidates``, and ``auto_budget`` lowers it. The choice, every candidate's
+scores and the reason go to ``loss_selection.json`` in the run folder and into the model card.
+
+Example:
+    >>> from jal_trainer import JALConfig
+    >>> from jal_trainer.auto import select_loss
+    >>> args = JALConfig(output_dir="out", loss_type="auto", num_train_epochs=10)
+    >>> selection = select_loss(lambda: make_model(), args, noisy_train)  # doctest: +SKIP
+    >>> trainer = JALTrainer(model=make_model(), args=selection.apply(args), train_dataset=noisy_train)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers.utils import logging
+
+from jal_trainer.config import JALConfig
+from jal_trainer.selection import anchor_transition, bootstrap_gap_std, calibrate, repair_transition, slice_scores
+from jal_trainer.selection import stratified_holdout
+from jal_trainer.trainer import JALTrainer
+
+logger = logging.get_logger(__name__)
+
+AUTO = "auto"
+#: Candidates when ``auto_candidates`` is not set; CE is always added.
+DEFAULT_CANDIDATES = ("ce", "gce", "sce", "nce+rce", "jal-ce")
+SELECTION_FILE = "loss_selection.json"
+LOSS_FIELDS = ("loss_type", "loss_preset", "alpha", "beta", "a", "q", "gamma")
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """A loss to try: ``label`` as written (``jal-ce`` or ``jal-ce@cifar10``), its name and preset."""
+
+    label: str
+    loss_type: str
+    preset: str | None
+
+    def settings(self) -> dict[str, Any]:
+        """JALConfig loss fields that select this candidate (explicit parameters cleared)."""
+        return {"loss_type": self.loss_type, "loss_preset": self.preset, "alpha": None, "beta": None, "a": None,
+                "q": None, "gamma": None}
+
+
+def parse_candidates(names: list[str] | tuple[str, ...] | None, preset: str | None) -> list[Candidate]:
+    """Candidates from ``name`` or ``name@preset`` strings, CE first; ValueError on an unknown one.
+
+    A bare name takes ``preset`` when that preset defines the loss, else the loss's defaults.
+
+    Example:
+        >>> [c.label for c in parse_candidates(["jal-ce@cifar10"], None)]
+        ['ce', 'jal-ce@cifar10']
+    """
+    from jal_trainer.losses import LOSS_NAMES, PRESETS, build_loss
+
+    labels = list(names or DEFAULT_CANDIDATES)
+    if not labels or not all(isinstance(label, str) and label for label in labels):
+        raise ValueError(f"auto_candidates must be a list of loss names, got {names!r}; e.g. ['ce', 'gce', 'jal-ce'].")
+    if not any(label.split("@")[0] == "ce" for label in labels):
+        labels.insert(0, "ce")  # CE is always a candidate: auto never trails it by more than noise
+    out = []
+    for label in dict.fromkeys(labels):
+        name, _, own = label.partition("@")
+        if name == AUTO or name not in LOSS_NAMES:
+            raise ValueError(f"auto: unknown candidate {label!r}; a candidate is a loss name ({', '.join(LOSS_NAMES)}) "
+                             "optionally with @preset, e.g. 'jal-ce@finetune'.")
+        chosen = own or (preset if preset in PRESETS and name in PRESETS[preset] else None)
+        build_loss(name, preset=chosen)  # an unknown preset, or one without values for the loss, fails here
+        out.append(Candidate(label, name, chosen))
+    return out
+
+
+def resolve_budget(budget: float | None, num_candidates: int) -> float:
+    """The budget in full trainings: default ``1 + 0.5 * num_candidates``; ValueError below what it must cover."""
+    if budget is None:
+        return 1.0 + 0.5 * num_candidates
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not np.isfinite(budget) or budget < 1:
+        raise ValueError(f"auto_budget={budget!r} is below one training: the final training on all rows alone costs "
+                         "1. Set auto_budget above 1 (the default is 1 + 0.5 x the number of candidates).")
+    if budget <= 1.0:
+        raise ValueError(f"auto_budget={budget} leaves nothing for the {num_candidates} candidates after the final "
+                         "training; set it above 1, e.g. 1 + 0.25 x the number of candidates.")
+    return float(budget)
+
+
+def check_auto_settings(args: JALConfig) -> list[Candidate]:
+    """Validate the auto fields of ``args`` (candidates, budget, holdout) before anything is trained."""
+    if not 0.0 < args.auto_holdout < 0.5:
+        raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
+    candidates = parse_candidates(args.auto_candidates, args.loss_preset)
+    resolve_budget(args.auto_budget, len(candidates))
+    return candidates
+
+
+@dataclasses.dataclass
+class LossSelection:
+    """What ``auto`` tried and chose. ``candidates``: one dict per candidate with ``label``,
+    ``status`` (ok / failed), ``noisy_slice_accuracy``, ``estimated_clean_accuracy``, ``error``."""
+
+    chosen: Candidate
+    reason: str
+    candidates: list[dict[str, Any]]
+    transition: list[list[float]] | None
+    corrected: bool
+    settings: dict[str, Any]
+
+    def apply(self, args: JALConfig) -> JALConfig:
+        """A copy of ``args`` that trains the chosen loss (for the final training on all rows)."""
+        return replace_args(args, **self.chosen.settings())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chosen": self.chosen.label, "loss_type": self.chosen.loss_type, "loss_preset": self.chosen.preset,
+                "reason": self.reason, "candidates": self.candidates, "corrected": self.corrected,
+                "estimated_transition": self.transition, **self.settings}
+
+    def write(self, output_dir: str | os.PathLike[str]) -> Path:
+        """Write ``loss_selection.json`` into ``output_dir`` (atomically) and return its path."""
+        path = Path(output_dir) / SELECTION_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2))
+        os.replace(tmp, path)
+        return path
+
+
+def replace_args(args: JALConfig, **changes: Any) -> JALConfig:
+    """A new `JALConfig` with ``changes`` (re-validated), every other init field copied."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
+    values.update(changes)
+    return JALConfig(**values)
+
+
+class _CandidateTrainer(JALTrainer):
+    """A `JALTrainer` whose loss follows the search trial's ``loss_type`` (a candidate label)."""
+
+    def __init__(self, *args: Any, candidates: dict[str, Candidate], **kwargs: Any) -> None:
+        self.candidates = candidates
+        self.current: str | None = None
+        self.failures: dict[str, str] = {}
+        self.probabilities: dict[str, np.ndarray] = {}
+        super().__init__(*args, **kwargs)
+
+    def _hp_search_setup(self, trial: Any) -> None:
+        super()._hp_search_setup(trial)
+        if trial is None:
+            return
+        candidate = self.candidates[self.args.loss_type]
+        self.current = candidate.label
+        for key, value in candidate.settings().items():
+            setattr(self.args, key, value)
+        self.loss_fn = self.args.build_loss(reduction="none")
+
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().train(*args, **kwargs)
+        except Exception as err:  # recorded, then re-raised for the search to mark the trial failed
+            self.failures[self.current or "?"] = f"{type(err).__name__}: {err}"
+            raise
+
+    def record(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+        """compute_metrics: keep the current candidate's slice probabilities; return its noisy-slice accuracy."""
+        logits = logits[0] if isinstance(logits, tuple) else logits
+        probs = torch.softmax(torch.as_tensor(logits).float(), dim=-1).numpy()
+        self.probabilities[self.current or "?"] = probs
+        # Also on disk: Ray Tune runs each trial in its own process, which cannot fill this dict.
+        np.save(Path(self.args.output_dir) / f"{_file_name(self.current or '?')}.npy", probs)
+        return {"noisy_slice_accuracy": float(np.mean(probs.argmax(-1) == np.asarray(labels)))}
+
+
+def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, train_dataset: Any, *,
+                data_collator: Any = None, processing_class: Any = None, label_column: str | None = None,
+                backend: str = "optuna") -> LossSelection:
+    """Choose a loss for ``train_dataset``'s noisy labels as the module docstring says.
+
+    Args:
+        model_init: returns a fresh, untrained model (called once per candidate).
+        args: a `JALConfig`; ``auto_candidates``, ``auto_budget``, ``auto_holdout``, the schedule
+            (``num_train_epochs`` or ``max_steps``) and ``seed`` are read. Its ``output_dir``
+            receives only ``loss_selection.json``; candidates train in a temporary folder.
+        train_dataset: a `datasets.Dataset` with a label column (``labels`` or ``label``).
+        backend: ``"optuna"`` (default) or ``"ray"``, passed to `Trainer.hyperparameter_search`.
+
+    Raises:
+        ValueError: before any training, on an unknown candidate, a budget below one training, a
+            slice with fewer than 2 rows of some class, or a dataset without ``select``.
+        RuntimeError: every candidate failed (``loss_selection.json`` still records why).
+    """
+    candidates = check_auto_settings(args)
+    budget = resolve_budget(args.auto_budget, len(candidates))
+    if not hasattr(train_dataset, "select"):
+        raise ValueError(f"auto needs a datasets.Dataset to hold out rows from, got {type(train_dataset).__name__}; "
+                         "pass the training set as a datasets.Dataset.")
+    label_column = label_column or next((c for c in ("labels", "label") if c in train_dataset.column_names), None)
+    if label_column is None:
+        raise ValueError("auto: the training set has no 'labels' or 'label' column; pass label_column=.")
+    labels = np.asarray(train_dataset.with_format("numpy", columns=[label_column])[:][label_column], dtype=np.int64)
+    kept, held = _holdout(labels, args)
+    share = (budget - 1.0) / len(candidates)  # of a full training, per candidate
+    schedule = _short_schedule(args, share / (1.0 - len(held) / len(labels)))
+    settings = {"budget_trainings": budget, "candidate_share_of_a_training": round(share, 4),
+                "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
+                "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
+    table = {c.label: c for c in candidates}
+    scratch = tempfile.mkdtemp(prefix="jal-auto-")
+    try:
+        trainer = _search(model_init, args, table, train_dataset.select(kept), train_dataset.select(held),
+                          data_collator, processing_class, schedule, scratch, backend)
+        for candidate in candidates:  # trials that ran in other processes (Ray) left their predictions here
+            saved = Path(scratch) / f"{_file_name(candidate.label)}.npy"
+            if candidate.label not in trainer.probabilities and saved.exists():
+                trainer.probabilities[candidate.label] = np.load(saved)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    selection = _decide(candidates, trainer, labels[held], settings)
+    if args.output_dir and args.process_index == 0:
+        selection.write(args.output_dir)
+    if all(row["status"] != "ok" for row in selection.candidates):
+        raise RuntimeError(f"auto: every candidate failed ({trainer.failures}); see {SELECTION_FILE}.")
+    logger.warning(f"auto chose {selection.chosen.label}: {selection.reason}")
+    return selection
+
+
+def select_for_recipe(parts: dict[str, Any], args: JALConfig) -> JALConfig:
+    """`jal train` with ``loss_type: auto``: select on the built parts, return ``args`` for the chosen loss.
+
+    Each candidate starts from a copy of the recipe's freshly built (untrained) model.
+    """
+    import copy
+
+    template = parts["model"]
+    selection = select_loss(lambda: copy.deepcopy(template), args, parts["dataset"]["train"],
+                            data_collator=parts.get("collator"), processing_class=parts.get("processing_class"))
+    return selection.apply(args)
+
+
+def _file_name(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)
+
+
+def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
+    kept, held = stratified_holdout(labels, args.auto_holdout, seed=args.seed)
+    classes, total = np.unique(labels, return_counts=True)
+    in_slice = np.array([(labels[held] == c).sum() for c in classes])
+    if (in_slice < 2).any():
+        worst = int(classes[np.argmin(in_slice)])
+        raise ValueError(
+            f"auto: the held-out slice ({args.auto_holdout:.0%} of the rows) has {int(in_slice.min())} row(s) of class "
+            f"{worst} (of {int(total[np.argmin(in_slice)])}); it needs at least 2 of every class. Raise auto_holdout, "
+            "add data, or name a loss_type instead of auto."
+        )
+    return kept, held
+
+
+def _short_schedule(args: JALConfig, fraction: float) -> dict[str, float]:
+    """The candidates' schedule: ``fraction`` of the full one (fewer epochs or steps)."""
+    if args.max_steps and args.max_steps > 0:
+        return {"max_steps": max(1, int(args.max_steps * fraction))}
+    return {"num_train_epochs": round(float(args.num_train_epochs) * min(fraction, 1.0), 4)}
+
+
+def _search(model_init: Callable, args: JALConfig, table: dict[str, Candidate], train: Any, held: Any,
+            collator: Any, processing_class: Any, schedule: dict[str, float], scratch: str,
+            backend: str) -> _CandidateTrainer:
+    first = next(iter(table.values()))
+    candidate_args = replace_args(
+        args, output_dir=scratch, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
+        push_to_hub=False, report_to="none", metric_for_best_model=None, **first.settings(), **schedule)
+    candidate_args.loss_type = first.label  # the search space's value; the trainer maps it to the loss
+    trainer = _CandidateTrainer(model_init=model_init, args=candidate_args, train_dataset=train, eval_dataset=held,
+                                data_collator=collator, processing_class=processing_class,
+                                loss=replace_args(args, **first.settings()).build_loss(reduction="none"),
+                                candidates=table, compute_metrics=lambda pred: trainer.record(pred.predictions, pred.label_ids))
+    labels = list(table)
+    if backend == "optuna":
+        import optuna
+
+        space = {"sampler": optuna.samplers.GridSampler({"loss_type": labels}, seed=args.seed), "catch": (Exception,)}
+        hp_space = lambda trial: {"loss_type": trial.suggest_categorical("loss_type", labels)}  # noqa: E731
+    elif backend == "ray":
+        from ray import tune
+
+        space, hp_space = {}, (lambda _: {"loss_type": tune.grid_search(labels)})
+    else:
+        raise ValueError(f"auto backend must be optuna or ray, got {backend!r}.")
+    # The study ranks by noisy-slice accuracy; `_decide` then corrects every candidate's score.
+    trials = len(labels) if backend == "optuna" else 1  # Ray: one sample of the grid runs every candidate
+    try:
+        trainer.hyperparameter_search(hp_space=hp_space, n_trials=trials, direction="maximize", backend=backend,
+                                      compute_objective=lambda m: float(m.get("eval_noisy_slice_accuracy", 0.0)),
+                                      **space)
+    except ValueError:  # the study has no finished trial when every candidate failed: reported by the caller
+        if not trainer.failures:
+            raise
+    return trainer
+
+
+def _decide(candidates: list[Candidate], trainer: _CandidateTrainer, noisy: np.ndarray,
+            settings: dict[str, Any]) -> LossSelection:
+    probs = trainer.probabilities
+    ok = [c for c in candidates if c.label in probs and c.label not in trainer.failures]
+    reference = next((c for c in ok if c.loss_type == "ce"), None)
+    if reference is None and ok:
+        reference = max(ok, key=lambda c: slice_scores(probs[c.label].argmax(1), noisy, None)["noisy_slice_accuracy"])
+    transition, replaced = None, []
+    if reference is not None:
+        transition, replaced = repair_transition(anchor_transition(calibrate(probs[reference.label], noisy)))
+    corrected = transition is not None
+    settings = {**settings, "transition_rows_replaced": replaced}
+    rows = []
+    for c in candidates:
+        if c not in ok:
+            rows.append({"label": c.label, "status": "failed", "error": trainer.failures.get(c.label, "no predictions")})
+            continue
+        scores = slice_scores(probs[c.label].argmax(1), noisy, transition if corrected else None)
+        rows.append({"label": c.label, "status": "ok", **{k: round(v, 4) for k, v in scores.items()}})
+    if not ok:
+        fallback = candidates[0]
+        return LossSelection(fallback, "every candidate failed", rows, None, False, settings)
+    score = {r["label"]: r["estimated_clean_accuracy"] for r in rows if r["status"] == "ok"}
+    best = max(ok, key=lambda c: (score[c.label], c.loss_type == "ce"))
+    how = "estimated clean accuracy (noisy-slice accuracy corrected by the estimated transition matrix)" if corrected \
+        else "noisy-slice accuracy (no row of the estimated transition matrix is clean-label dominant: no correction)"
+    ce = next((c for c in ok if c.loss_type == "ce"), None)
+    reason = f"highest {how}: {score[best.label]:.4f}"
+    if ce is not None and best is not ce:
+        gap = score[best.label] - score[ce.label]
+        spread = bootstrap_gap_std(probs[best.label].argmax(1), probs[ce.label].argmax(1), noisy,
+                                   transition if corrected else None, seed=int(settings["seed"]))
+        if gap <= spread:
+            reason = (f"CE kept: {best.label} scores {score[best.label]:.4f} against CE's {score[ce.label]:.4f} by {how}, "
+                      f"a gap of {gap:.4f} within one bootstrap std ({spread:.4f}) of the slice")
+            best = ce
+        else:
+            reason += f", above CE's {score[ce.label]:.4f} by {gap:.4f} (more than one bootstrap std, {spread:.4f})"
+    matrix = np.round(transition, 4).tolist() if transition is not None else None
+    return LossSelection(best, reason, rows, matrix, corrected, settings)
+
+
+__all__ = ["AUTO", "Candidate", "DEFAULT_CANDIDATES", "LossSelection", "check_auto_settings", "parse_candidates",
+           "resolve_budget", "select_for_recipe", "select_loss"]

@@ -1,0 +1,158 @@
+"""loss_type auto: the choice where the answer is known, errors before training, the record, failures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+
+from jal_trainer import JALConfig
+from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, select_loss
+from jal_trainer.selection import anchor_transition, calibrate, estimated_clean_accuracy, repair_transition
+from jal_trainer.selection import stratified_holdout
+
+pytest.importorskip("optuna")
+
+K, D = 4, 32
+
+
+def blobs(n: int, seed: int, noise: float = 0.0) -> Dataset:
+    """Four Gaussian classes in 32 dimensions; ``noise`` of the labels flipped uniformly to another class."""
+    rng = np.random.default_rng(seed)
+    centers = np.random.default_rng(123).normal(size=(K, D)) * 0.6
+    clean = rng.integers(0, K, n)
+    x = centers[clean] + rng.normal(size=(n, D))
+    flip = rng.random(n) < noise
+    noisy = np.where(flip, (clean + rng.integers(1, K, n)) % K, clean)
+    return Dataset.from_dict({"x": x.astype(np.float32).tolist(), "labels": noisy.tolist()}).with_format("torch")
+
+
+class MLP(torch.nn.Module):
+    """Wide enough to memorise wrong labels with CE: the case robust losses are for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(D, 256), torch.nn.ReLU(), torch.nn.Linear(256, K))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def auto_args(out: Path, **overrides) -> JALConfig:
+    settings = dict(output_dir=str(out), report_to=[], use_cpu=True, remove_unused_columns=False, save_strategy="no",
+                    disable_tqdm=True, per_device_train_batch_size=32, learning_rate=3e-3, num_train_epochs=40,
+                    logging_strategy="no", loss_type="auto", loss_preset="cifar10", auto_candidates=["nce+rce"],
+                    auto_holdout=0.2, seed=0)
+    settings.update(overrides)
+    return JALConfig(**settings)
+
+
+@pytest.mark.slow
+def test_symmetric_noise_picks_a_robust_loss_and_the_card_records_it(tmp_path: Path) -> None:
+    selection = select_loss(MLP, auto_args(tmp_path), blobs(600, 1, noise=0.4))
+    assert selection.chosen.loss_type == "nce+rce", selection.reason
+    record = json.loads((tmp_path / SELECTION_FILE).read_text())
+    assert record["chosen"] == "nce+rce" and record["corrected"] is True
+    assert [row["label"] for row in record["candidates"]] == ["ce", "nce+rce"]
+    assert record["budget_trainings"] == 2.0 and record["candidate_schedule"] == {"num_train_epochs": 25.0}
+    # the final training's args: the chosen loss, everything else kept
+    final = selection.apply(auto_args(tmp_path))
+    assert final.loss_type == "nce+rce" and final.loss_preset == "cifar10" and final.num_train_epochs == 40
+
+    from jal_trainer.hub import JALCardData
+
+    card = JALCardData(model_name="m", dataset="blobs", loss_type="nce+rce", loss_selection=record)
+    text = str(card.to_model_card())
+    assert "How the loss was chosen" in text and "| nce+rce (chosen) |" in text and selection.reason in text
+
+
+@pytest.mark.slow
+def test_clean_labels_keep_ce(tmp_path: Path) -> None:
+    selection = select_loss(MLP, auto_args(tmp_path), blobs(600, 1, noise=0.0))
+    assert selection.chosen.loss_type == "ce", selection.reason
+
+
+def test_unknown_candidate_fails_when_configured(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="auto: unknown candidate 'jal-xx'"):
+        auto_args(tmp_path, auto_candidates=["jal-xx"])
+
+
+def test_budget_below_one_training_fails_when_configured(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="below one training"):
+        auto_args(tmp_path, auto_budget=0.5)
+
+
+def test_too_few_slice_rows_fail_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking the slice")
+
+    monkeypatch.setattr(_CandidateTrainer, "train", no_training)
+    with pytest.raises(ValueError, match="needs at least 2 of every class"):
+        select_loss(MLP, auto_args(tmp_path, auto_holdout=0.1), blobs(40, 0))
+
+
+def test_auto_is_not_a_loss_to_build(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="select_loss"):
+        auto_args(tmp_path).build_loss()
+
+
+def test_a_failing_candidate_loses_nothing_in_the_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "keep.txt").write_text("user data")
+    original = _CandidateTrainer._hp_search_setup
+
+    def broken_gce(self, trial):
+        original(self, trial)
+        if self.current == "gce":
+            raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(_CandidateTrainer, "_hp_search_setup", broken_gce)
+    args = auto_args(tmp_path, auto_candidates=["gce", "nce+rce"], num_train_epochs=2)
+    selection = select_loss(MLP, args, blobs(200, 1, noise=0.2))
+    assert (tmp_path / "keep.txt").read_text() == "user data"
+    rows = {row["label"]: row for row in json.loads((tmp_path / SELECTION_FILE).read_text())["candidates"]}
+    assert rows["gce"]["status"] == "failed" and "simulated" in rows["gce"]["error"]
+    assert rows["ce"]["status"] == rows["nce+rce"]["status"] == "ok"
+    assert selection.chosen.label in ("ce", "nce+rce")
+
+
+def test_the_estimate_undoes_known_noise() -> None:
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 3, 30000)
+    noisy = np.where(rng.random(30000) < 0.3, (clean + 1) % 3, clean)  # pair-flip 0.3
+    transition = np.array([[0.7, 0.3, 0.0], [0.0, 0.7, 0.3], [0.3, 0.0, 0.7]])
+    half_right = np.where(rng.random(30000) < 0.8, clean, (clean + 2) % 3)  # clean accuracy 0.8
+    assert estimated_clean_accuracy(half_right, noisy, transition) == pytest.approx(0.8, abs=0.02)
+    # anchor rows of calibrated probabilities recover the matrix
+    probs = transition[clean] * 0.98 + 0.02 / 3
+    estimate = anchor_transition(calibrate(probs, noisy))
+    assert np.abs(estimate - transition).max() < 0.05
+    kept, held = stratified_holdout(clean[:100], 0.1, seed=0)
+    assert len(set(kept) & set(held)) == 0 and len(kept) + len(held) == 100
+
+
+def test_every_candidate_failing_is_reported_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = _CandidateTrainer._hp_search_setup
+
+    def broken(self, trial):
+        original(self, trial)
+        raise RuntimeError("broken candidate (simulated)")
+
+    monkeypatch.setattr(_CandidateTrainer, "_hp_search_setup", broken)
+    with pytest.raises(RuntimeError, match="every candidate failed"):
+        select_loss(MLP, auto_args(tmp_path, num_train_epochs=1), blobs(100, 1))
+    rows = json.loads((tmp_path / SELECTION_FILE).read_text())["candidates"]
+    assert [row["status"] for row in rows] == ["failed", "failed"]
+
+
+def test_an_unreliable_row_is_replaced_and_a_flat_estimate_is_refused() -> None:
+    rare_class_row = np.array([[0.6, 0.4, 0.0], [0.45, 0.35, 0.2], [0.0, 0.4, 0.6]])  # row 1 not dominant
+    repaired, rows = repair_transition(rare_class_row)
+    assert rows == [1] and repaired[1].tolist() == pytest.approx([0.2, 0.6, 0.2])
+    assert repaired[0].tolist() == [0.6, 0.4, 0.0]
+    flat, rows = repair_transition(np.full((2, 2), 0.5))
+    assert flat is None and rows == [0, 1]

@@ -1,0 +1,41 @@
+"""The two-regime report: rows keep regimes apart and auto is checked against the issue's bar."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "recipes"))
+
+import bench_finetune  # noqa: E402
+import benchmark  # noqa: E402
+
+
+def run(regime: str, loss: str, seed: int, acc: float, noise: str = "majority-vote") -> dict:
+    return {"regime": regime, "dataset": "wrench-trec", "noise_type": noise, "noise_rate": None, "loss": loss,
+            "seed": seed, "test_accuracy": acc, "seconds": 1.0}
+
+
+def test_regimes_stay_apart_and_auto_is_checked() -> None:
+    runs = [run("probe", "ce", s, 0.50) for s in range(2)] + [run("probe", "gce", s, 0.60) for s in range(2)]
+    runs += [run("probe", "auto", s, 0.595) for s in range(2)]
+    runs += [run("finetune", "ce", s, 0.70) for s in range(2)] + [run("finetune", "auto", s, 0.60) for s in range(2)]
+    rows = benchmark.aggregate(runs)
+    assert {(r["regime"], r["loss"]) for r in rows} == {("probe", "ce"), ("probe", "gce"), ("probe", "auto"),
+                                                        ("finetune", "ce"), ("finetune", "auto")}
+    assert all({"regime", "dataset", "noise_type", "loss", "n_seeds", "mean_accuracy", "std_accuracy"} <= set(r)
+               for r in rows)
+    checks = {c["regime"]: c for c in bench_finetune.auto_checks(rows)}
+    assert checks["probe"]["passed"] and checks["probe"]["best"] == "gce"
+    assert not checks["finetune"]["passed"]  # 10 pt below CE on real noise
+
+
+def test_runs_of_a_mode_live_in_their_own_folder() -> None:
+    grid = benchmark.load_grid(ROOT / "recipes" / "grids" / "finetune.yaml")
+    probe = benchmark.expand(grid, ["probe"])
+    tuned = benchmark.expand(grid, ["finetune"])
+    assert probe and tuned and all(s.relpath.startswith("probe/") for s in probe)
+    assert all(s.relpath.startswith("finetune/") for s in tuned)
+    assert all("--train_subset" not in s.argv or s.argv[s.argv.index("--train_subset") + 1] == "2000" for s in tuned)
+    assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto"}
