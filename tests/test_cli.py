@@ -67,3 +67,15 @@ def test_a_bare_config_name_is_a_packaged_recipe_and_a_file_wins(tmp_path: Path,
     (tmp_path / "quickstart.yaml").write_text(RECIPE.read_text().replace("noise_rate: 0.6", "noise_rate: 0.2"))
     assert parse_recipe(["--config", "quickstart.yaml", *out])[0].noise_rate == 0.2
     assert parse_recipe(["--config", "quickstart", *out])[0].noise_rate == 0.6
+
+
+def test_the_summary_says_when_there_was_no_wrong_label_to_find(tmp_path: Path) -> None:
+    """Clean training labels: no precision/recall line of zeros, but what the flags are."""
+    from jal_trainer.run_summary import summary_table
+
+    clean = {"num_flagged": 3, "num_rows": 40, "rule": "class-balanced",
+             "report": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "wrong": 0, "flagged": 3}}
+    text = summary_table(tmp_path, {"test_accuracy": 0.9}, clean)
+    assert "no training label is wrong; the 3 flagged are false alarms" in text and "precision" not in text
+    noisy = {**clean, "report": {"precision": 0.5, "recall": 0.25, "f1": 0.333, "wrong": 6, "flagged": 3}}
+    assert "precision 0.500, recall 0.250, F1 0.333" in summary_table(tmp_path, {"test_accuracy": 0.9}, noisy)

@@ -25,7 +25,11 @@ def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
         flagged = f"{issues['num_flagged']} of {issues['num_rows']} training labels ({issues['rule']})"
         rows.append(("label issues", flagged))
         report = issues.get("report")
-        if report:
+        if report and not report.get("wrong"):  # clean labels: nothing to find, so no precision either
+            n = issues["num_flagged"]
+            rows.append(("  vs clean labels", "no training label is wrong" + (f"; the {n} flagged are false alarms"
+                                                                             if n else "")))
+        elif report:
             rows.append(("  vs clean labels", f"precision {report['precision']:.3f}, recall {report['recall']:.3f}, "
                                               f"F1 {report['f1']:.3f}"))
             if report.get("auroc") is not None:  # the ranking, whatever the count flagged
