@@ -243,9 +243,10 @@ def probe(variant: str, workers: int, out: Path, steps: int = 150) -> float | No
                "--json", str(json_path)]
         procs.append((subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=ROOT), json_path))
     times = []
+    deadline = time.time() + 100  # one shared deadline: a hung probe must not eat the grid's budget
     for proc, json_path in procs:
         try:
-            proc.wait(timeout=150)
+            proc.wait(timeout=max(1.0, deadline - time.time()))
         except subprocess.TimeoutExpired:
             proc.kill()
         if json_path.is_file():
