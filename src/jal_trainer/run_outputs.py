@@ -43,6 +43,12 @@ def write_run(trainer: JALTrainer, data: DataArguments, model: ModelArguments, a
     else:
         trainer.save_model()
     trainer.save_state()
+    write_run_files(out, data, model, args, metrics, report)
+
+
+def write_run_files(out: Path, data: Any, model: Any, args: JALConfig, metrics: dict[str, float],
+                    report: Any) -> None:
+    """``recipe.yaml``, ``versions.json``, ``noise_report.json`` and ``metrics.json`` of a run (any task)."""
     recipe = {**asdict(data), **asdict(model), **_jsonable(args.to_dict())}
     (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
     (out / "versions.json").write_text(json.dumps(package_versions(), indent=2))

@@ -112,6 +112,9 @@ class JALTrainer(ModelCardMixin, Trainer):
         self._forward_params: tuple[frozenset[str], bool] | None = None
         # running (sum active, sum passive, count) per mode ("train", "eval"), reset when logged
         self._part_sums: dict[str, torch.Tensor] = {}
+        # the captured step of cuda_graph_step, built at the first full batch (or refused once)
+        self._graph: Any = None
+        self._graph_refused = False
         self._warn_if_a_not_admissible()
 
     # ---- loss ----------------------------------------------------------------------------------
@@ -181,8 +184,8 @@ class JALTrainer(ModelCardMixin, Trainer):
         """The captured step (built at the first full batch), or None when this run cannot use one."""
         from jal_trainer.graph_step import GraphedStep, check_labels_once, unsupported_reason
 
-        if getattr(self, "_graph", None) is not None or getattr(self, "_graph_refused", False):
-            return getattr(self, "_graph", None)
+        if self._graph is not None or self._graph_refused:
+            return self._graph
         reason = unsupported_reason(self.args, inputs["labels"].device, self.accelerator.num_processes)
         if reason is None:
             reason = _unsupported_inputs(inputs)

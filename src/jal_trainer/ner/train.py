@@ -22,12 +22,10 @@ Example:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from datasets import DatasetDict
 from transformers import set_seed
 from transformers.utils import logging
@@ -194,16 +192,12 @@ def _label_issues(trainer: Any, aligned: Any, words: Any, names: list[str], colu
 def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: dict[str, float], report: Any,
                issues: dict[str, Any] | None) -> None:
     from jal_trainer.ner.card import write_token_card
-    from jal_trainer.run_outputs import _jsonable, package_versions
+    from jal_trainer.run_outputs import write_run_files
 
     out = Path(args.output_dir)
     trainer.save_model()
     trainer.save_state()
-    recipe = {**asdict(data), **asdict(model), **_jsonable(args.to_dict())}
-    (out / "recipe.yaml").write_text(yaml.safe_dump(recipe, sort_keys=False))
-    (out / "versions.json").write_text(json.dumps(package_versions(), indent=2))
-    (out / "noise_report.json").write_text(json.dumps(report.to_dict(), indent=2))
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_run_files(out, data, model, args, metrics, report)
     if issues is not None:
         (out / "label_issues.json").write_text(json.dumps(issues, indent=2))
     write_token_card(out)
