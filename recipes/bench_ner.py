@@ -11,8 +11,12 @@ for every variant, loss and seed: ``noise_seed`` 0 picks them), a seeded subset 
 sentences, a fixed schedule for every loss; nothing is tuned on the test split.
 
 Example:
-    $ OMP_NUM_THREADS=1 python recipes/bench_ner.py run --train-subset 500 --test-subset 1000
+    $ OMP_NUM_THREADS=1 python recipes/bench_ner.py run --train-subset 500 --test-subset 1000 --epochs 15
     $ python recipes/bench_ner.py aggregate
+
+Protocol history: the first four runs (5 epochs, cifar10 preset) are kept under
+``recipes/results/runs/ner-5epochs/``; at 5 epochs every bounded loss was still at the all-``O``
+solution (F1 0), so the table's protocol is 15 epochs with the ``finetune`` preset.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ def one_run(variant: str, loss: str, seed: int, opts: argparse.Namespace) -> dic
                 "--loss_type", loss, "--seed", str(seed), "--output_dir", out, "--disable_tqdm", "true",
                 "--train_subset", str(opts.train_subset), "--test_subset", str(opts.test_subset),
                 "--num_train_epochs", str(opts.epochs), "--max_length", str(opts.max_length),
-                "--logging_strategy", "no", "--find_label_issues", str(opts.label_issues).lower()]
+                "--logging_strategy", "no", "--find_label_issues", str(opts.label_issues).lower(),
+                "--loss_preset", opts.loss_preset, "--train_sampling_strategy", opts.sampling]
         start = time.time()
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -108,8 +113,15 @@ def aggregate(opts: argparse.Namespace) -> None:
                          "entity_noise_full_set": FULL_SET_NOISE[variant],
                          "seeds": sorted(r["seed"] for r in cell)})
     first = records[0] if records else {}
-    meta = {"command": "OMP_NUM_THREADS=1 python recipes/bench_ner.py run --variants crowd expert distant weak "
-                       "crowdbest --train-subset 500 --test-subset 1000 --epochs 5",
+    settings = _settings(first.get("argv") or [])
+    protocols = {json.dumps({k: v for k, v in _settings(r["argv"]).items() if k not in ("loss_type", "seed",
+                 "output_dir", "config")}, sort_keys=True) for r in records}
+    if len(protocols) > 1:  # a table mixes protocols only by mistake: move the old runs aside first
+        raise ValueError(f"runs under {RUNS} use {len(protocols)} different protocols; move the old runs to a "
+                         "sibling folder (as runs/ner-5epochs/) and aggregate again.")
+    meta = {"command": ("OMP_NUM_THREADS=1 python recipes/bench_ner.py run --train-subset "
+                        f"{settings.get('train_subset')} --test-subset {settings.get('test_subset')} --epochs "
+                        f"{settings.get('num_train_epochs')}"),
             "hardware": f"shared CPU ({os.cpu_count()} cores visible), one single-threaded run at a time",
             "platform": platform.platform(), "python": platform.python_version(),
             "protocol": first.get("argv"), "num_runs": len(records),
@@ -122,15 +134,17 @@ def aggregate(opts: argparse.Namespace) -> None:
     except ImportError:  # pragma: no cover
         pass
     TABLE.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    settings = _settings(first.get("argv") or [])
     lines = ["# NER under real token-label noise (NoiseBench), CPU subset", "",
              f"Entity F1 (seqeval, micro, exact spans) on a seeded subset of {settings.get('test_subset', '?')} clean "
              f"test sentences, after fine-tuning all-MiniLM-L6-v2 (**uncased**) on a seeded subset of "
              f"{settings.get('train_subset', '?')} training sentences (the same sentences for every noise variant, "
              f"loss and seed) for {settings.get('num_train_epochs', '?')} epochs, max_length "
-             f"{settings.get('max_length', '?')} sub-tokens, the recipe's fixed schedule (AdamW lr 1e-4, batch 16) for "
-             "every loss, nothing tuned on the test split. Presets: GCE q 0.7, NCE+RCE alpha 1 beta 1, JAL-CE alpha 1 "
-             f"beta 1 a 30. {len(records)} runs finished; std is over seeds (n/a with one seed).", "",
+             f"{settings.get('max_length', '?')} sub-tokens, batches grouped by length "
+             f"({settings.get('train_sampling_strategy', 'random')}), the recipe's fixed schedule (AdamW lr 1e-4, "
+             "linear decay after 10% warm-up, batch 16) for every loss, nothing tuned on the test split. Loss "
+             f"parameters: the `{settings.get('loss_preset', 'cifar10')}` preset (GCE q 0.7, NCE+RCE alpha 10 beta "
+             f"0.1, JAL-CE alpha 10 beta 1 a 5). {len(records)} runs finished; std is over seeds (n/a with one "
+             "seed).", "",
              f"Hardware: {meta['hardware']}; {meta['platform']}; versions {meta.get('versions')}.", "",
              f"Command: `{meta['command']}`, then `python recipes/bench_ner.py aggregate`.", "",
              "| dataset | noise_type | entity noise (subset / full) | loss | n_seeds | mean_f1 | std_f1 |",
@@ -139,6 +153,9 @@ def aggregate(opts: argparse.Namespace) -> None:
         std = "n/a" if r["std_f1"] is None else f"{r['std_f1']:.4f}"
         lines.append(f"| {r['dataset']} | {r['noise_type']} | {r['entity_noise_subset']:.3f} / "
                      f"{r['entity_noise_full_set']:.3f} | {r['loss']} | {r['n_seeds']} | {r['mean_f1']:.4f} | {std} |")
+    notes = TABLE.parent / "ner_table_notes.md"  # hand-written trials and readings, kept across aggregations
+    if notes.is_file():
+        lines += ["", notes.read_text().rstrip()]
     TABLE.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -152,9 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     go.add_argument("--seeds", type=int, default=3)
     go.add_argument("--train-subset", dest="train_subset", type=int, default=500)
     go.add_argument("--test-subset", dest="test_subset", type=int, default=1000)
-    go.add_argument("--epochs", type=int, default=5)
+    go.add_argument("--epochs", type=int, default=15)
+    go.add_argument("--loss-preset", dest="loss_preset", default="finetune")
+    go.add_argument("--sampling", default="group_by_length", help="train_sampling_strategy of every run")
     go.add_argument("--max-length", dest="max_length", type=int, default=128)
-    go.add_argument("--label-issues", dest="label_issues", action="store_true")
+    go.add_argument("--no-label-issues", dest="label_issues", action="store_false")
     sub.add_parser("aggregate")
     opts = parser.parse_args(argv)
     run(opts) if opts.command == "run" else aggregate(opts)
