@@ -300,3 +300,14 @@ def test_ner_recipes_parse(recipe: Path) -> None:
     data, model, _ = parse_recipe(["--config", str(recipe)])
     assert model.task == "token-classification" and data.noise_type == "column"
     assert data.noise_column == f"noise_{recipe.stem.split('-')[-1]}" and "${shared}" in data.data_path
+
+
+def test_auto_is_refused_for_token_labels_before_any_load(tmp_path: Path) -> None:
+    from jal_trainer.train import main
+
+    # the model and data paths do not exist: the refusal must come before either is read
+    with pytest.raises(ValueError, match="loss_type='auto' is not available for token classification"):
+        main(["--task", "token-classification", "--dataset", "conll", "--data_path", str(tmp_path / "none"),
+              "--model", str(tmp_path / "no-model"), "--noise_type", "none", "--loss_type", "auto",
+              "--output_dir", str(tmp_path / "run"), "--report_to", "none", "--use_cpu", "true"])
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())  # nothing written

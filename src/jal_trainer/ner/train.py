@@ -49,8 +49,11 @@ def is_token_task(model_args: Any) -> bool:
     return task == TASK
 
 
-def check_token_recipe(data: Any, model: Any) -> None:
+def check_token_recipe(data: Any, model: Any, loss_type: str | None = None) -> None:
     """Fail on recipe mistakes of the token task before any data or weights are loaded."""
+    if loss_type == "auto":  # auto's noisy-slice estimate is built for one label per row, not per token
+        raise ValueError("loss_type='auto' is not available for token classification yet; choose a loss "
+                         "(ce, gce, nce+rce or jal-ce: recipes/results/ner_table.md compares them on NoiseBench).")
     if data.noise_type not in NOISE_TYPES:
         raise ValueError(f"noise_type={data.noise_type!r} does not apply to token labels; choose one of "
                          f"{', '.join(NOISE_TYPES)} (entity: entity-level noise at noise_rate; column: noise_column).")
@@ -144,7 +147,7 @@ def run_token(data: Any, model_args: Any, args: JALConfig) -> dict[str, float]:
     from jal_trainer.ner.metrics import compute_metrics_fn
     from jal_trainer.trainer import JALTrainer
 
-    check_token_recipe(data, model_args)
+    check_token_recipe(data, model_args, args.loss_type)
     set_seed(args.seed)
     source = _source(model_args.model)
     tokenizer = AutoTokenizer.from_pretrained(source)
