@@ -160,9 +160,11 @@ def _spec(grid: Grid, entry: dict[str, Any], noise: dict[str, Any], loss: str, s
     flags.update(FAST_FLAGS)
     flags.update(grid.common)
     flags.update(entry.get("overrides") or {})
+    # A `<loss>+clean` cell (recipes/bench_clean.py) trains <loss> first: its flags and regime are <loss>'s.
+    base = loss.removesuffix("+clean")
     # Regularisation follows the loss family (the paper: L1 for JAL and ANL, L2 for the others).
-    flags.update(regime.get(loss, regime.get("default", {})))
-    flags.update({"loss_type": loss, "seed": seed, "noise_seed": seed})
+    flags.update(regime.get(base, regime.get("default", {})))
+    flags.update({"loss_type": base, "seed": seed, "noise_seed": seed})
     argv = ["--config", str(entry["config"])]
     for key, value in flags.items():
         argv += [f"--{key}", _flag_value(value)]
@@ -190,6 +192,8 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
     """
     from jal_trainer.train import main
 
+    if spec.loss.endswith("+clean"):  # detect, then retrain: two trainings (recipes/bench_clean.py)
+        return _run_clean_cell(spec, out_path)
     scratch = tempfile.mkdtemp(prefix=f"jalbench-{spec.dataset}-")
     argv = [*spec.argv, "--output_dir", scratch]
     start = time.perf_counter()
@@ -209,6 +213,30 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv], "metrics": metrics,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
+    }
+    if spec.mode:
+        record["regime"] = spec.mode
+    _write_json(Path(out_path), record)
+    return record
+
+
+def _run_clean_cell(spec: RunSpec, out_path: str) -> dict[str, Any]:
+    """A ``<loss>+clean`` cell: the plain run, then `jal clean` (drop) on it; the same JSON fields plus
+    ``plain_test_accuracy``, ``flagged``, ``dropped``, ``trainings``... (`bench_clean.cell_record`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_clean
+
+    cell = bench_clean.run_cell(list(spec.argv), log_dir_prefix=f"jalbench-{spec.dataset}-clean-")
+    metrics, report = cell["metrics"], cell["report"]
+    record = {
+        "grid": spec.grid, "dataset": spec.dataset, "noise_type": spec.noise_type, "noise_rate": spec.noise_rate,
+        "loss": spec.loss, "seed": spec.seed, "test_accuracy": float(metrics["test_accuracy"]),
+        "seconds": round(cell["seconds"], 2), "realised_noise_rate": report.get("noise_rate"),
+        "epochs": metrics.get("test_epoch"), "train_seconds": metrics.get("train_runtime"),
+        "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
+        "argv": ["jal", "train", *spec.argv, "--find_label_issues", "true", "&&", "jal", "clean", "<run>",
+                 "--action", bench_clean.ACTION], "metrics": metrics,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **bench_clean.cell_record(cell),
     }
     if spec.mode:
         record["regime"] = spec.mode

@@ -1,0 +1,223 @@
+"""Detect-then-retrain cells of the accuracy benchmark (`recipes/benchmark.py`), issue 15 item 4.
+
+A grid names them as pseudo-losses ``<loss>+clean`` (e.g. ``ce+clean``, ``jal-ce+clean``) beside the
+plain losses. One such cell is two trainings, the cost `jal clean` has for a user:
+
+1. **detect**: the plain ``<loss>`` run of the cell (the same argv as the grid's ``<loss>`` cell, plus
+   ``--find_label_issues true``), which flags its training labels with the default rule
+   (``label_issue_rule: class-balanced``, from the epoch-mean probabilities);
+2. **retrain**: `jal_trainer.clean.clean_run` with ``action="drop"``: the same recipe and loss,
+   trained again without the flagged rows.
+
+The cell's JSON has the usual fields (``test_accuracy`` is the retrained model's clean test
+accuracy) plus ``plain_test_accuracy`` (step 1's), ``flagged``, ``dropped``, ``trainings`` (2),
+``plain_seconds``, ``action`` and ``detect_rule``, and, when the clean training labels are known,
+``wrong_before``, ``dropped_truly_wrong`` and ``wrong_after``.
+
+Example (grid YAML):
+    losses: [ce, jal-ce, ce+clean, jal-ce+clean]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SUFFIX = "+clean"
+ACTION = "drop"  # the documented default of `jal clean`; relabel is the other rule
+TRAININGS = 2  # detect (the plain run) + retrain on the kept rows
+# Fields of clean.json copied into the cell's JSON.
+COUNTS = ("rows", "flagged", "dropped", "relabelled", "dropped_for_batch", "wrong_before", "dropped_truly_wrong",
+          "wrong_after")
+
+
+def is_clean(loss: str) -> bool:
+    """True for a detect-then-retrain pseudo-loss such as ``ce+clean``."""
+    return loss.endswith(SUFFIX)
+
+
+def base_loss(loss: str) -> str:
+    """The loss a cell trains with: ``jal-ce+clean`` -> ``jal-ce``; a plain loss is its own base.
+
+    Example:
+        >>> base_loss("nce+rce+clean"), base_loss("nce+rce")
+        ('nce+rce', 'nce+rce')
+    """
+    return loss.removesuffix(SUFFIX)
+
+
+def run_cell(argv: list[str], log_dir_prefix: str = "jalbench-clean-") -> dict[str, Any]:
+    """Train the plain run of ``argv`` (a `jal train` argv without ``--output_dir``), then `jal clean` it.
+
+    Both run folders live in a scratch folder removed afterwards. Returns the fields the benchmark
+    records: ``metrics`` (the retrained run's final metrics), ``plain_metrics``, ``report`` (the noise
+    report of the plain run), ``seconds``, ``plain_seconds``, ``curve`` (the retrained run's clean
+    test accuracy per epoch, when it evaluated per epoch) and the `jal clean` counts.
+    """
+    from jal_trainer.clean import clean_run
+    from jal_trainer.train import main
+
+    scratch = Path(tempfile.mkdtemp(prefix=log_dir_prefix))
+    plain_dir, clean_dir = scratch / "plain", scratch / "clean"
+    start = time.perf_counter()
+    try:
+        plain = main([*argv, "--find_label_issues", "true", "--output_dir", str(plain_dir)])
+        plain_seconds = time.perf_counter() - start
+        # the retrained run needs no flags of its own: one forward pass per epoch saved
+        result = clean_run(plain_dir, action=ACTION, output_dir=clean_dir,
+                           overrides=["--find_label_issues", "false", "--report_to", "none"])
+        seconds = time.perf_counter() - start
+        metrics = json.loads((clean_dir / "metrics.json").read_text())
+        report = json.loads((plain_dir / "noise_report.json").read_text())
+        issues = json.loads((plain_dir / "label_issues.json").read_text())
+        curve = _curve(clean_dir)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"metrics": metrics, "plain_metrics": plain, "report": report, "seconds": seconds,
+            "plain_seconds": round(plain_seconds, 2), "curve": curve, "detect_rule": issues.get("rule"),
+            **{k: result[k] for k in COUNTS if k in result}}
+
+
+def _curve(run_dir: Path) -> list[list[float]]:
+    state = run_dir / "trainer_state.json"
+    history = json.loads(state.read_text()).get("log_history", []) if state.exists() else []
+    return [[h["epoch"], h["eval_accuracy"]] for h in history if "eval_accuracy" in h]
+
+
+def cell_record(cell: dict[str, Any]) -> dict[str, Any]:
+    """The detect-then-retrain fields of a benchmark JSON (beside ``test_accuracy`` and ``seconds``)."""
+    extra = {k: cell[k] for k in COUNTS if k in cell}
+    return {"plain_test_accuracy": float(cell["plain_metrics"]["test_accuracy"]), "trainings": TRAININGS,
+            "action": ACTION, "detect_rule": cell.get("detect_rule"), "plain_seconds": cell["plain_seconds"],
+            "curve": cell["curve"], **extra}
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def _key(row: dict[str, Any]) -> tuple:
+    return row.get("regime"), row["dataset"], row["noise_type"], row["noise_rate"]
+
+
+def comparisons(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per setting and ``<loss>+clean`` row: against its plain loss and against the best single loss.
+
+    ``best`` is the best mean over the plain losses of the setting (not ``auto``, not another
+    ``+clean`` row). ``clear`` is True when a gap exceeds the larger std of the two rows (and both
+    have more than one seed), the guard `benchmark.jal_verdicts` uses. Nothing here chooses
+    anything: the test split only reports.
+    """
+    out = []
+    for row in (r for r in rows if is_clean(r["loss"])):
+        cell = [r for r in rows if _key(r) == _key(row)]
+        singles = [r for r in cell if r["loss"] != "auto" and not is_clean(r["loss"])]
+        plain = next((r for r in singles if r["loss"] == base_loss(row["loss"])), None)
+        if plain is None or not singles:
+            continue
+        best = max(singles, key=lambda r: r["mean_accuracy"])
+        members = [r for r in runs if _key(r) == _key(row) and r["loss"] == row["loss"]]
+        out.append({
+            "regime": row.get("regime"), "dataset": row["dataset"], "noise_type": row["noise_type"],
+            "noise_rate": row["noise_rate"], "loss": row["loss"], "n_seeds": row["n_seeds"],
+            "mean_accuracy": row["mean_accuracy"], "std_accuracy": row["std_accuracy"],
+            "plain_mean": plain["mean_accuracy"], "vs_plain": round(row["mean_accuracy"] - plain["mean_accuracy"], 4),
+            "best": best["loss"], "best_mean": best["mean_accuracy"],
+            "vs_best": round(row["mean_accuracy"] - best["mean_accuracy"], 4),
+            "clear_vs_best": min(row["n_seeds"], best["n_seeds"]) > 1
+            and abs(row["mean_accuracy"] - best["mean_accuracy"]) > max(row["std_accuracy"], best["std_accuracy"]),
+            "mean_dropped": _mean(members, "dropped"), "mean_rows": _mean(members, "rows"),
+            "dropped_precision": _ratio(members, "dropped_truly_wrong", "dropped"),
+            "wrong_before": _ratio(members, "wrong_before", "rows"),
+            "wrong_after": _ratio(members, "wrong_after", "rows", minus="dropped"),
+            "trainings": TRAININGS,
+        })
+    return out
+
+
+def annotate(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add to each ``<loss>+clean`` table row ``trainings``, ``mean_dropped`` and ``plain_mean_accuracy``
+    (the mean of its detecting runs' own accuracy); other rows are returned as they are."""
+    out = []
+    for row in rows:
+        if is_clean(row["loss"]):
+            members = [r for r in runs if _key(r) == _key(row) and r["loss"] == row["loss"]]
+            plain = [m["plain_test_accuracy"] for m in members if m.get("plain_test_accuracy") is not None]
+            row = {**row, "trainings": TRAININGS, "mean_dropped": _mean(members, "dropped"),
+                   "plain_mean_accuracy": round(sum(plain) / len(plain), 4) if plain else None}
+        out.append(row)
+    return out
+
+
+def _mean(members: list[dict[str, Any]], key: str) -> float | None:
+    values = [m[key] for m in members if m.get(key) is not None]
+    return round(sum(values) / len(values), 1) if values else None
+
+
+def _ratio(members: list[dict[str, Any]], num: str, den: str, minus: str | None = None) -> float | None:
+    pairs = [(m[num], m[den] - (m[minus] if minus else 0)) for m in members if m.get(num) is not None and m.get(den)]
+    total = sum(d for _, d in pairs)
+    return round(sum(n for n, _ in pairs) / total, 4) if pairs and total else None
+
+
+def markdown(comps: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: the comparison table and the verdict on `auto` candidacy, computed from ``comps``."""
+    if not comps:
+        return []
+    lines = ["## Detect, then retrain (`<loss>+clean`)", "",
+             "Each `<loss>+clean` row trains the plain `<loss>` run, flags its training labels (class-balanced rule "
+             "on the epoch-mean probabilities) and retrains the same recipe without the flagged rows (`jal clean`, "
+             f"action `{ACTION}`): {TRAININGS} trainings. Wrong labels are the fraction of training labels that are "
+             "wrong before and after dropping; precision is the share of dropped rows whose label was wrong.", "",
+             "| regime | data set | setting | row | accuracy | plain loss | vs plain | best single loss | vs best | "
+             "dropped rows | precision | wrong before -> after |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in comps:
+        setting = _setting(c)
+        prec = "n/a" if c["dropped_precision"] is None else f"{c['dropped_precision'] * 100:.0f}%"
+        wrong = ("n/a" if c["wrong_before"] is None or c["wrong_after"] is None
+                 else f"{c['wrong_before'] * 100:.1f}% -> {c['wrong_after'] * 100:.1f}%")
+        dropped = "n/a" if c["mean_dropped"] is None else f"{c['mean_dropped']:.0f} of {c['mean_rows']:.0f}"
+        lines.append(f"| {c['regime']} | {c['dataset']} | {setting} | {c['loss'].upper()} | "
+                     f"{c['mean_accuracy'] * 100:.2f} ± {c['std_accuracy'] * 100:.2f} | {c['plain_mean'] * 100:.2f} | "
+                     f"{c['vs_plain'] * 100:+.2f} | {c['best'].upper()} {c['best_mean'] * 100:.2f} | "
+                     f"{c['vs_best'] * 100:+.2f} | {dropped} | {prec} | {wrong} |")
+    return lines + ["", verdict(comps), ""]
+
+
+def _setting(c: dict[str, Any]) -> str:
+    """``sym 0.4``, ``pairflip 0.4`` or the real noise's name, as `benchmark.column_name` writes it."""
+    if c["noise_rate"] is None:
+        return c["noise_type"]
+    return f"{'sym' if c['noise_type'] == 'symmetric' else c['noise_type']} {c['noise_rate']:g}"
+
+
+def verdict(comps: list[dict[str, Any]]) -> str:
+    """Does detect-then-retrain earn a place among `auto`'s candidates? Issue 11: only where it beats
+    the best single loss. Reports, per regime, where it is ahead of its plain loss and of the best."""
+    parts = []
+    for regime in dict.fromkeys(c["regime"] for c in comps):
+        cs = [c for c in comps if c["regime"] == regime]
+        settings = {_key(c) for c in cs}
+        above_plain = [c for c in cs if c["vs_plain"] > 0]
+        above_best = [c for c in cs if c["vs_best"] > 0]
+        clear = [c for c in above_best if c["clear_vs_best"]]
+        gain = max(cs, key=lambda c: c["vs_best"])
+        text = (f"**{regime}**: a `+clean` row beats its own plain loss in {len(above_plain)} of {len(cs)} cases "
+                f"(mean change {sum(c['vs_plain'] for c in cs) / len(cs) * 100:+.2f} pt) and the best single loss of "
+                f"its setting in {len(above_best)} of {len(cs)} ({len(clear)} by more than one std), over "
+                f"{len(settings)} settings. Largest margin over the best single loss: {gain['loss'].upper()} on "
+                f"{gain['dataset']} {_setting(gain)}, {gain['vs_best'] * 100:+.2f} pt.")
+        if clear:
+            text += (" It earns a place among `auto`'s candidates there (issue 11's test), at "
+                     f"{TRAININGS} trainings per candidate.")
+        elif above_best:
+            text += (" Where it is ahead, the margin is within one std over seeds: not enough to add it to `auto`'s "
+                     "candidates by issue 11's test.")
+        else:
+            text += " It does not earn a place among `auto`'s candidates by issue 11's test."
+        parts.append(text)
+    return "\n\n".join(parts)
+
