@@ -1,21 +1,23 @@
 """Detect-then-retrain cells of the accuracy benchmark (`recipes/benchmark.py`), issue 15 item 4.
 
-A grid names them as pseudo-losses ``<loss>+clean`` (e.g. ``ce+clean``, ``jal-ce+clean``) beside the
-plain losses. One such cell is two trainings, the cost `jal clean` has for a user:
+A grid names them as pseudo-losses beside the plain losses: ``<loss>+clean`` (e.g. ``ce+clean``,
+``jal-ce+clean``) drops the flagged rows, ``<loss>+relabel`` relabels them. One such cell is two
+trainings, the cost `jal clean` has for a user:
 
 1. **detect**: the plain ``<loss>`` run of the cell (the same argv as the grid's ``<loss>`` cell, plus
    ``--find_label_issues true``), which flags its training labels with the default rule
    (``label_issue_rule: class-balanced``, from the epoch-mean probabilities);
-2. **retrain**: `jal_trainer.clean.clean_run` with ``action="drop"``: the same recipe and loss,
-   trained again without the flagged rows.
+2. **retrain**: `jal_trainer.clean.clean_run` with ``action="drop"`` (``+clean``) or ``"relabel"``
+   (``+relabel``: a flagged row gets its class-balanced prediction; one predicted as its own label is
+   dropped): the same recipe and loss, trained again on the edited rows.
 
 The cell's JSON has the usual fields (``test_accuracy`` is the retrained model's clean test
-accuracy) plus ``plain_test_accuracy`` (step 1's), ``flagged``, ``dropped``, ``trainings`` (2),
-``plain_seconds``, ``action`` and ``detect_rule``, and, when the clean training labels are known,
-``wrong_before``, ``dropped_truly_wrong`` and ``wrong_after``.
+accuracy) plus ``plain_test_accuracy`` (step 1's), ``flagged``, ``dropped``, ``relabelled``,
+``trainings`` (2), ``plain_seconds``, ``action`` and ``detect_rule``, and, when the clean training
+labels are known, ``wrong_before``, ``dropped_truly_wrong``, ``relabelled_to_clean`` and ``wrong_after``.
 
 Example (grid YAML):
-    losses: [ce, jal-ce, ce+clean, jal-ce+clean]
+    losses: [ce, jal-ce, ce+clean, jal-ce+clean, jal-ce+relabel]
 """
 
 from __future__ import annotations
@@ -27,30 +29,36 @@ import time
 from pathlib import Path
 from typing import Any
 
-SUFFIX = "+clean"
-ACTION = "drop"  # the documented default of `jal clean`; relabel is the other rule
+# pseudo-loss suffix -> `jal clean` action: drop the flagged rows (the default), or relabel them
+ACTIONS = {"+clean": "drop", "+relabel": "relabel"}
+ACTION = "drop"
 TRAININGS = 2  # detect (the plain run) + retrain on the kept rows
 # Fields of clean.json copied into the cell's JSON.
 COUNTS = ("rows", "flagged", "dropped", "relabelled", "dropped_for_batch", "wrong_before", "dropped_truly_wrong",
-          "wrong_after")
+          "relabelled_to_clean", "wrong_after")
 
 
 def is_clean(loss: str) -> bool:
-    """True for a detect-then-retrain pseudo-loss such as ``ce+clean``."""
-    return loss.endswith(SUFFIX)
+    """True for a detect-then-retrain pseudo-loss such as ``ce+clean`` or ``jal-ce+relabel``."""
+    return any(loss.endswith(suffix) for suffix in ACTIONS)
+
+
+def action(loss: str) -> str:
+    """The `jal clean` action of a pseudo-loss: ``ce+clean`` -> ``drop``, ``ce+relabel`` -> ``relabel``."""
+    return next(act for suffix, act in ACTIONS.items() if loss.endswith(suffix))
 
 
 def base_loss(loss: str) -> str:
     """The loss a cell trains with: ``jal-ce+clean`` -> ``jal-ce``; a plain loss is its own base.
 
     Example:
-        >>> base_loss("nce+rce+clean"), base_loss("nce+rce")
-        ('nce+rce', 'nce+rce')
+        >>> base_loss("nce+rce+clean"), base_loss("ce+relabel"), base_loss("nce+rce")
+        ('nce+rce', 'ce', 'nce+rce')
     """
-    return loss.removesuffix(SUFFIX)
+    return next((loss.removesuffix(s) for s in ACTIONS if loss.endswith(s)), loss)
 
 
-def run_cell(argv: list[str], log_dir_prefix: str = "jalbench-clean-") -> dict[str, Any]:
+def run_cell(argv: list[str], log_dir_prefix: str = "jalbench-clean-", *, act: str = ACTION) -> dict[str, Any]:
     """Train the plain run of ``argv`` (a `jal train` argv without ``--output_dir``), then `jal clean` it.
 
     Both run folders live in a scratch folder removed afterwards. Returns the fields the benchmark
@@ -68,7 +76,7 @@ def run_cell(argv: list[str], log_dir_prefix: str = "jalbench-clean-") -> dict[s
         plain = main([*argv, "--find_label_issues", "true", "--output_dir", str(plain_dir)])
         plain_seconds = time.perf_counter() - start
         # the retrained run needs no flags of its own: one forward pass per epoch saved
-        result = clean_run(plain_dir, action=ACTION, output_dir=clean_dir,
+        result = clean_run(plain_dir, action=act, output_dir=clean_dir,
                            overrides=["--find_label_issues", "false", "--report_to", "none"])
         seconds = time.perf_counter() - start
         metrics = json.loads((clean_dir / "metrics.json").read_text())
@@ -78,7 +86,7 @@ def run_cell(argv: list[str], log_dir_prefix: str = "jalbench-clean-") -> dict[s
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"metrics": metrics, "plain_metrics": plain, "report": report, "seconds": seconds,
-            "plain_seconds": round(plain_seconds, 2), "curve": curve, "detect_rule": issues.get("rule"),
+            "plain_seconds": round(plain_seconds, 2), "curve": curve, "detect_rule": issues.get("rule"), "action": act,
             **{k: result[k] for k in COUNTS if k in result}}
 
 
@@ -92,7 +100,7 @@ def cell_record(cell: dict[str, Any]) -> dict[str, Any]:
     """The detect-then-retrain fields of a benchmark JSON (beside ``test_accuracy`` and ``seconds``)."""
     extra = {k: cell[k] for k in COUNTS if k in cell}
     return {"plain_test_accuracy": float(cell["plain_metrics"]["test_accuracy"]), "trainings": TRAININGS,
-            "action": ACTION, "detect_rule": cell.get("detect_rule"), "plain_seconds": cell["plain_seconds"],
+            "action": cell["action"], "detect_rule": cell.get("detect_rule"), "plain_seconds": cell["plain_seconds"],
             "curve": cell["curve"], **extra}
 
 
@@ -120,22 +128,35 @@ def comparisons(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[
             continue
         best = max(singles, key=lambda r: r["mean_accuracy"])
         members = [r for r in runs if _key(r) == _key(row) and r["loss"] == row["loss"]]
+        # paired with its own detecting runs (the same seeds) when recorded; else the plain row
+        detected = [m["plain_test_accuracy"] for m in members if m.get("plain_test_accuracy") is not None]
+        plain_mean = round(sum(detected) / len(detected), 4) if len(detected) == len(members) and detected else \
+            plain["mean_accuracy"]
         out.append({
             "regime": row.get("regime"), "dataset": row["dataset"], "noise_type": row["noise_type"],
             "noise_rate": row["noise_rate"], "loss": row["loss"], "n_seeds": row["n_seeds"],
             "mean_accuracy": row["mean_accuracy"], "std_accuracy": row["std_accuracy"],
-            "plain_mean": plain["mean_accuracy"], "vs_plain": round(row["mean_accuracy"] - plain["mean_accuracy"], 4),
+            "plain_mean": plain_mean, "vs_plain": round(row["mean_accuracy"] - plain_mean, 4),
             "best": best["loss"], "best_mean": best["mean_accuracy"],
             "vs_best": round(row["mean_accuracy"] - best["mean_accuracy"], 4),
             "clear_vs_best": min(row["n_seeds"], best["n_seeds"]) > 1
             and abs(row["mean_accuracy"] - best["mean_accuracy"]) > max(row["std_accuracy"], best["std_accuracy"]),
-            "mean_dropped": _mean(members, "dropped"), "mean_rows": _mean(members, "rows"),
-            "dropped_precision": _ratio(members, "dropped_truly_wrong", "dropped"),
+            "mean_dropped": _mean(members, "dropped"), "mean_relabelled": _mean(members, "relabelled"),
+            "mean_rows": _mean(members, "rows"), "dropped_precision": _ratio(members, "dropped_truly_wrong", "dropped"),
+            "relabel_precision": _ratio(members, "relabelled_to_clean", "relabelled"),
             "wrong_before": _ratio(members, "wrong_before", "rows"),
             "wrong_after": _ratio(members, "wrong_after", "rows", minus="dropped"),
-            "trainings": TRAININGS,
+            "trainings": TRAININGS, "plain_reproduced": _reproduced(members, runs, base_loss(row["loss"])),
         })
     return out
+
+
+def _reproduced(members: list[dict[str, Any]], runs: list[dict[str, Any]], plain: str) -> str | None:
+    """``"k/n"``: in how many seeds the detecting run's accuracy equals the grid's own plain run (to 1e-6)."""
+    stored = {r["seed"]: r["test_accuracy"] for r in runs if r["loss"] == plain and members and _key(r) == _key(members[0])}
+    pairs = [(m["plain_test_accuracy"], stored[m["seed"]]) for m in members
+             if m.get("plain_test_accuracy") is not None and m["seed"] in stored]
+    return f"{sum(abs(a - b) <= 1e-6 for a, b in pairs)}/{len(pairs)}" if pairs else None
 
 
 def annotate(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,24 +188,46 @@ def markdown(comps: list[dict[str, Any]]) -> list[str]:
     """Markdown lines: the comparison table and the verdict on `auto` candidacy, computed from ``comps``."""
     if not comps:
         return []
-    lines = ["## Detect, then retrain (`<loss>+clean`)", "",
-             "Each `<loss>+clean` row trains the plain `<loss>` run, flags its training labels (class-balanced rule "
-             "on the epoch-mean probabilities) and retrains the same recipe without the flagged rows (`jal clean`, "
-             f"action `{ACTION}`): {TRAININGS} trainings. Wrong labels are the fraction of training labels that are "
-             "wrong before and after dropping; precision is the share of dropped rows whose label was wrong.", "",
+    lines = ["## Detect, then retrain (`<loss>+clean`, `<loss>+relabel`)", "",
+             "Each such row trains the plain `<loss>` run, flags its training labels (class-balanced rule on the "
+             "epoch-mean probabilities) and retrains the same recipe with `jal clean`: `+clean` drops the flagged "
+             "rows, `+relabel` gives them their class-balanced prediction (a flagged row predicted as its own label "
+             f"is dropped). Cost: {TRAININGS} trainings. Precision is the share of dropped rows whose label was "
+             "wrong (and of relabelled rows given their true class); wrong labels are the fraction of training "
+             "labels that are wrong before and after the edit.", "",
              "| regime | data set | setting | row | accuracy | plain loss | vs plain | best single loss | vs best | "
-             "dropped rows | precision | wrong before -> after |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "rows changed | precision | wrong before -> after |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in comps:
-        setting = _setting(c)
-        prec = "n/a" if c["dropped_precision"] is None else f"{c['dropped_precision'] * 100:.0f}%"
-        wrong = ("n/a" if c["wrong_before"] is None or c["wrong_after"] is None
-                 else f"{c['wrong_before'] * 100:.1f}% -> {c['wrong_after'] * 100:.1f}%")
-        dropped = "n/a" if c["mean_dropped"] is None else f"{c['mean_dropped']:.0f} of {c['mean_rows']:.0f}"
-        lines.append(f"| {c['regime']} | {c['dataset']} | {setting} | {c['loss'].upper()} | "
+        lines.append(f"| {c['regime']} | {c['dataset']} | {_setting(c)} | {c['loss'].upper()} | "
                      f"{c['mean_accuracy'] * 100:.2f} ± {c['std_accuracy'] * 100:.2f} | {c['plain_mean'] * 100:.2f} | "
                      f"{c['vs_plain'] * 100:+.2f} | {c['best'].upper()} {c['best_mean'] * 100:.2f} | "
-                     f"{c['vs_best'] * 100:+.2f} | {dropped} | {prec} | {wrong} |")
+                     f"{c['vs_best'] * 100:+.2f} | {_changed(c)} | {_precision(c)} | {_wrong(c)} |")
+    same = [c["plain_reproduced"] for c in comps if c.get("plain_reproduced")]
+    if same:
+        hits, total = (sum(int(x.split("/")[i]) for x in same) for i in (0, 1))
+        lines += ["", f"The detecting run is the grid's plain run retrained with `--find_label_issues true`: its "
+                  f"accuracy equals the plain cell's in {hits} of {total} cells (same seed), so the flags come from "
+                  "the very model the plain row reports."]
     return lines + ["", verdict(comps), ""]
+
+
+def _changed(c: dict[str, Any]) -> str:
+    if c["mean_dropped"] is None:
+        return "n/a"
+    relabelled = f"{c['mean_relabelled']:.0f} relabelled, " if c.get("mean_relabelled") else ""
+    return f"{relabelled}{c['mean_dropped']:.0f} dropped of {c['mean_rows']:.0f}"
+
+
+def _precision(c: dict[str, Any]) -> str:
+    parts = [f"{name} {c[key] * 100:.0f}%" for name, key in (("relabel", "relabel_precision"),
+                                                           ("drop", "dropped_precision")) if c.get(key) is not None]
+    return ", ".join(parts) or "n/a"
+
+
+def _wrong(c: dict[str, Any]) -> str:
+    if c["wrong_before"] is None or c["wrong_after"] is None:
+        return "n/a"
+    return f"{c['wrong_before'] * 100:.1f}% -> {c['wrong_after'] * 100:.1f}%"
 
 
 def _setting(c: dict[str, Any]) -> str:
@@ -205,7 +248,7 @@ def verdict(comps: list[dict[str, Any]]) -> str:
         above_best = [c for c in cs if c["vs_best"] > 0]
         clear = [c for c in above_best if c["clear_vs_best"]]
         gain = max(cs, key=lambda c: c["vs_best"])
-        text = (f"**{regime}**: a `+clean` row beats its own plain loss in {len(above_plain)} of {len(cs)} cases "
+        text = (f"**{regime}**: a detect-then-retrain row beats its own plain loss in {len(above_plain)} of {len(cs)} cases "
                 f"(mean change {sum(c['vs_plain'] for c in cs) / len(cs) * 100:+.2f} pt) and the best single loss of "
                 f"its setting in {len(above_best)} of {len(cs)} ({len(clear)} by more than one std), over "
                 f"{len(settings)} settings. Largest margin over the best single loss: {gain['loss'].upper()} on "

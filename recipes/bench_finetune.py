@@ -116,7 +116,8 @@ def plot_curves(runs: list[dict[str, Any]], losses: list[str], path: Path) -> No
     cols = min(4, len(keys))
     rows_n = (len(keys) + cols - 1) // cols
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
-    colours = {loss: plt.cm.tab10(i) for i, loss in enumerate(losses)}
+    palette = plt.cm.tab10 if len(losses) <= 10 else plt.cm.tab20  # detect-then-retrain rows add colours
+    colours = {loss: palette(i) for i, loss in enumerate(losses)}
     for ax, key in zip(axes.flat, keys):
         for loss in losses:
             curves = [r["curve"] for r in runs if setting(r) == key and r["loss"] == loss and r.get("curve")]

@@ -160,8 +160,8 @@ def _spec(grid: Grid, entry: dict[str, Any], noise: dict[str, Any], loss: str, s
     flags.update(FAST_FLAGS)
     flags.update(grid.common)
     flags.update(entry.get("overrides") or {})
-    # A `<loss>+clean` cell (recipes/bench_clean.py) trains <loss> first: its flags and regime are <loss>'s.
-    base = loss.removesuffix("+clean")
+    # A `<loss>+clean` / `<loss>+relabel` cell (recipes/bench_clean.py) trains <loss> first: its flags are <loss>'s.
+    base = next((loss.removesuffix(s) for s in ("+clean", "+relabel") if loss.endswith(s)), loss)
     # Regularisation follows the loss family (the paper: L1 for JAL and ANL, L2 for the others).
     flags.update(regime.get(base, regime.get("default", {})))
     flags.update({"loss_type": base, "seed": seed, "noise_seed": seed})
@@ -192,7 +192,7 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
     """
     from jal_trainer.train import main
 
-    if spec.loss.endswith("+clean"):  # detect, then retrain: two trainings (recipes/bench_clean.py)
+    if spec.loss.endswith(("+clean", "+relabel")):  # detect, then retrain: two trainings (recipes/bench_clean.py)
         return _run_clean_cell(spec, out_path)
     scratch = tempfile.mkdtemp(prefix=f"jalbench-{spec.dataset}-")
     argv = [*spec.argv, "--output_dir", scratch]
@@ -226,7 +226,8 @@ def _run_clean_cell(spec: RunSpec, out_path: str) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bench_clean
 
-    cell = bench_clean.run_cell(list(spec.argv), log_dir_prefix=f"jalbench-{spec.dataset}-clean-")
+    cell = bench_clean.run_cell(list(spec.argv), log_dir_prefix=f"jalbench-{spec.dataset}-clean-",
+                                act=bench_clean.action(spec.loss))
     metrics, report = cell["metrics"], cell["report"]
     record = {
         "grid": spec.grid, "dataset": spec.dataset, "noise_type": spec.noise_type, "noise_rate": spec.noise_rate,
@@ -235,7 +236,7 @@ def _run_clean_cell(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "epochs": metrics.get("test_epoch"), "train_seconds": metrics.get("train_runtime"),
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv, "--find_label_issues", "true", "&&", "jal", "clean", "<run>",
-                 "--action", bench_clean.ACTION], "metrics": metrics,
+                 "--action", cell["action"]], "metrics": metrics,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **bench_clean.cell_record(cell),
     }
     if spec.mode:

@@ -29,7 +29,7 @@ def test_clean_cell_trains_detects_retrains_and_records(bench, tmp_path: Path, m
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     grid_path = tmp_path / "grid.yaml"
     grid_path.write_text(yaml.safe_dump({
-        "name": "tiny", "seeds": [1], "losses": ["ce", "ce+clean"],
+        "name": "tiny", "seeds": [1], "losses": ["ce", "ce+clean", "ce+relabel"],
         "regimes": {"sgd": {"default": {"l1_weight_decay": 0.0, "weight_decay": 1e-4}}},
         "datasets": [{"name": "digits", "mode": "probe", "config": "quickstart", "regime": "sgd",
                       "overrides": {"train_subset": 300, "test_subset": 100, "num_train_epochs": 4,
@@ -42,7 +42,7 @@ def test_clean_cell_trains_detects_retrains_and_records(bench, tmp_path: Path, m
     assert clean_spec.argv[clean_spec.argv.index("--loss_type") + 1] == "ce"  # the detecting run is plain CE
 
     session = bench.run_grid(grid, tmp_path / "runs", workers=0, log=lambda *_: None)
-    assert session["runs_done"] == 2 and session["failures"] == []
+    assert session["runs_done"] == 3 and session["failures"] == []
     folder = tmp_path / "runs" / "tiny" / "probe" / "digits" / "pairflip0.4"
     plain = json.loads((folder / "ce-seed1.json").read_text())
     cell = json.loads((folder / "ce_clean-seed1.json").read_text())
@@ -55,12 +55,16 @@ def test_clean_cell_trains_detects_retrains_and_records(bench, tmp_path: Path, m
     assert cell["dropped_truly_wrong"] / cell["dropped"] > cell["wrong_before"] / cell["rows"]
     assert 0.0 <= cell["test_accuracy"] <= 1.0 and cell["seconds"] > cell["plain_seconds"] > 0
     assert cell["regime"] == "probe" and cell["realised_noise_rate"] == pytest.approx(plain["realised_noise_rate"])
+    relabel = json.loads((folder / "ce_relabel-seed1.json").read_text())
+    assert relabel["action"] == "relabel" and relabel["flagged"] == cell["flagged"]  # the same detecting run
+    assert relabel["relabelled"] > 0 and relabel["relabelled"] + relabel["dropped"] >= relabel["flagged"]
+    assert relabel["wrong_after"] < relabel["wrong_before"]
 
     # the report: a row beside the losses, and the comparison against the plain and the best loss
     runs = bench.load_runs(tmp_path / "runs", "tiny")
     rows = bench.aggregate(runs)
-    assert {r["loss"] for r in rows} == {"ce", "ce+clean"}
-    (comp,) = bench_clean.comparisons(rows, runs)
+    assert {r["loss"] for r in rows} == {"ce", "ce+clean", "ce+relabel"}
+    comp, _ = bench_clean.comparisons(rows, runs)
     assert comp["vs_plain"] == pytest.approx(cell["test_accuracy"] - plain["test_accuracy"], abs=1e-4)
     assert comp["best"] == "ce" and comp["mean_dropped"] == cell["dropped"] and comp["trainings"] == 2
     text = "\n".join(bench_clean.markdown([comp]))
