@@ -5,7 +5,8 @@ recipe plus overrides), noise settings, losses, per-loss regularisation regimes 
 cell of the grid is one `jal train` run, called in-process as ``jal_trainer.train.main(argv)``;
 each finished run writes one JSON under ``<runs_dir>/<grid name>/``, so a cut session resumes
 where it stopped (runs whose JSON exists are skipped). ``aggregate`` turns the run files into the
-table of clean test accuracy (mean +- std over seeds) as JSON, Markdown and a plot.
+table of clean test accuracy (mean +- std over seeds) as JSON, Markdown and a plot. A loss named
+``<loss>+clean`` or ``<loss>+relabel`` is a detect-then-retrain cell (``recipes/bench_clean.py``).
 
 Runs go through a pool of worker processes (``--workers``), each limited to ``--threads`` torch
 threads and importing the package once; ``maxtasksperchild`` recycles them to keep memory flat.
