@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_clean  # noqa: E402
 import benchmark  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ def auto_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         cell = {r["loss"]: r for r in rows if setting(r) == key}
         if "auto" not in cell or "ce" not in cell:
             continue
-        singles = [r for loss, r in cell.items() if loss != "auto"]
+        singles = [r for loss, r in cell.items() if loss != "auto" and not bench_clean.is_clean(loss)]
         best = max(singles, key=lambda r: r["mean_accuracy"])
         auto, ce = cell["auto"]["mean_accuracy"], cell["ce"]["mean_accuracy"]
         real = key[2] in REAL
@@ -86,8 +87,9 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
             lines.append(f"| {c['regime']} | {c['dataset']} | {c['setting']} | {c['auto'] * 100:.2f} | {c['ce'] * 100:.2f} | "
                          f"{c['best'].upper()} {c['best_mean'] * 100:.2f} | {c['n_seeds']} | {'yes' if c['passed'] else 'no'} |")
         lines.append("")
+    lines += bench_clean.markdown(bench_clean.comparisons(rows, runs))
     lines += ["## Where JAL wins and where it does not", "", benchmark.verdict_text(benchmark.jal_verdicts(
-        [r for r in rows if r["loss"] != "auto"])), ""]
+        [r for r in rows if r["loss"] != "auto" and not bench_clean.is_clean(r["loss"])])), ""]
     if grid.notes:
         lines += ["## Reading the table", "", *[f"- {n.strip()}" for n in grid.notes], ""]
     return "\n".join(lines)
@@ -114,7 +116,8 @@ def plot_curves(runs: list[dict[str, Any]], losses: list[str], path: Path) -> No
     cols = min(4, len(keys))
     rows_n = (len(keys) + cols - 1) // cols
     fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n), squeeze=False)
-    colours = {loss: plt.cm.tab10(i) for i, loss in enumerate(losses)}
+    palette = plt.cm.tab10 if len(losses) <= 10 else plt.cm.tab20  # detect-then-retrain rows add colours
+    colours = {loss: palette(i) for i, loss in enumerate(losses)}
     for ax, key in zip(axes.flat, keys):
         for loss in losses:
             curves = [r["curve"] for r in runs if setting(r) == key and r["loss"] == loss and r.get("curve")]
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ARGS = parser.parse_args(argv)
     grid = benchmark.load_grid(GRID)
     runs = benchmark.load_runs(ARGS.runs_dir, grid.name)
-    rows = benchmark.aggregate(runs)
+    rows = bench_clean.annotate(benchmark.aggregate(runs), runs)
     out = Path(ARGS.out)
     benchmark._write_json(out.with_suffix(".json"), rows)
     command = "python recipes/bench_finetune.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -5,7 +5,8 @@ recipe plus overrides), noise settings, losses, per-loss regularisation regimes 
 cell of the grid is one `jal train` run, called in-process as ``jal_trainer.train.main(argv)``;
 each finished run writes one JSON under ``<runs_dir>/<grid name>/``, so a cut session resumes
 where it stopped (runs whose JSON exists are skipped). ``aggregate`` turns the run files into the
-table of clean test accuracy (mean +- std over seeds) as JSON, Markdown and a plot.
+table of clean test accuracy (mean +- std over seeds) as JSON, Markdown and a plot. A loss named
+``<loss>+clean`` or ``<loss>+relabel`` is a detect-then-retrain cell (``recipes/bench_clean.py``).
 
 Runs go through a pool of worker processes (``--workers``), each limited to ``--threads`` torch
 threads and importing the package once; ``maxtasksperchild`` recycles them to keep memory flat.
@@ -160,9 +161,11 @@ def _spec(grid: Grid, entry: dict[str, Any], noise: dict[str, Any], loss: str, s
     flags.update(FAST_FLAGS)
     flags.update(grid.common)
     flags.update(entry.get("overrides") or {})
+    # A `<loss>+clean` / `<loss>+relabel` cell (recipes/bench_clean.py) trains <loss> first: its flags are <loss>'s.
+    base = next((loss.removesuffix(s) for s in ("+clean", "+relabel") if loss.endswith(s)), loss)
     # Regularisation follows the loss family (the paper: L1 for JAL and ANL, L2 for the others).
-    flags.update(regime.get(loss, regime.get("default", {})))
-    flags.update({"loss_type": loss, "seed": seed, "noise_seed": seed})
+    flags.update(regime.get(base, regime.get("default", {})))
+    flags.update({"loss_type": base, "seed": seed, "noise_seed": seed})
     argv = ["--config", str(entry["config"])]
     for key, value in flags.items():
         argv += [f"--{key}", _flag_value(value)]
@@ -190,6 +193,8 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
     """
     from jal_trainer.train import main
 
+    if spec.loss.endswith(("+clean", "+relabel")):  # detect, then retrain: two trainings (recipes/bench_clean.py)
+        return _run_clean_cell(spec, out_path)
     scratch = tempfile.mkdtemp(prefix=f"jalbench-{spec.dataset}-")
     argv = [*spec.argv, "--output_dir", scratch]
     start = time.perf_counter()
@@ -209,6 +214,31 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv], "metrics": metrics,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
+    }
+    if spec.mode:
+        record["regime"] = spec.mode
+    _write_json(Path(out_path), record)
+    return record
+
+
+def _run_clean_cell(spec: RunSpec, out_path: str) -> dict[str, Any]:
+    """A ``<loss>+clean`` cell: the plain run, then `jal clean` (drop) on it; the same JSON fields plus
+    ``plain_test_accuracy``, ``flagged``, ``dropped``, ``trainings``... (`bench_clean.cell_record`)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_clean
+
+    cell = bench_clean.run_cell(list(spec.argv), log_dir_prefix=f"jalbench-{spec.dataset}-clean-",
+                                act=bench_clean.action(spec.loss))
+    metrics, report = cell["metrics"], cell["report"]
+    record = {
+        "grid": spec.grid, "dataset": spec.dataset, "noise_type": spec.noise_type, "noise_rate": spec.noise_rate,
+        "loss": spec.loss, "seed": spec.seed, "test_accuracy": float(metrics["test_accuracy"]),
+        "seconds": round(cell["seconds"], 2), "realised_noise_rate": report.get("noise_rate"),
+        "epochs": metrics.get("test_epoch"), "train_seconds": metrics.get("train_runtime"),
+        "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
+        "argv": ["jal", "train", *spec.argv, "--find_label_issues", "true", "&&", "jal", "clean", "<run>",
+                 "--action", cell["action"]], "metrics": metrics,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **bench_clean.cell_record(cell),
     }
     if spec.mode:
         record["regime"] = spec.mode

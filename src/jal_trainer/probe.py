@@ -84,16 +84,20 @@ def embed_dataset(dataset: DatasetDict, encoder: str, *, text_column: str = "tex
     loaded: dict[str, object] = {}
     out = {}
     for split, ds in dataset.items():
-        key = _cache_key(ds[text_column], encoder, max_length)
+        texts = ds[text_column]
+        key = _cache_key(texts, encoder, max_length)
         path = cache / f"{key}.npy"
-        if not path.exists():
-            if not loaded:
-                loaded["tokenizer"] = AutoTokenizer.from_pretrained(encoder)
-                loaded["model"] = AutoModel.from_pretrained(encoder).eval()
-            vectors = _embed(ds[text_column], loaded["tokenizer"], loaded["model"], max_length, batch_size, split)
-            np.save(path.with_suffix(".tmp.npy"), vectors)
-            os.replace(path.with_suffix(".tmp.npy"), path)  # atomic: a killed run leaves no half file
-        vectors = np.load(path)
+        rows, tag = _row_hashes(texts), _cache_key([], encoder, max_length)[:12]  # tag: encoder and max_length
+        # a subset of a cached split's rows (jal clean dropped some) is read from it, not embedded again
+        vectors = None if path.exists() else _from_cached_rows(cache, tag, rows)
+        if vectors is None:
+            if not path.exists():
+                if not loaded:
+                    loaded["tokenizer"] = AutoTokenizer.from_pretrained(encoder)
+                    loaded["model"] = AutoModel.from_pretrained(encoder).eval()
+                _save_atomic(path, _embed(texts, loaded["tokenizer"], loaded["model"], max_length, batch_size, split))
+            vectors = np.load(path)
+            _save_atomic(path.with_name(f"{key}.rows.{tag}.npy"), rows)
         out[split] = ds.add_column(EMBEDDINGS, list(vectors)).remove_columns(text_column)
     return DatasetDict(out)
 
@@ -107,6 +111,36 @@ def _cache_key(texts: list[str], encoder: str, max_length: int) -> str:
     stamp = f"{weights.stat().st_size}" if weights else encoder
     h.update(f"{os.path.abspath(encoder) if weights else encoder}|{stamp}|{max_length}".encode())
     return h.hexdigest()[:24]
+
+
+def _row_hashes(texts: list[str]) -> np.ndarray:
+    """(N,) uint64: a 64-bit hash of each text, to find the rows of a subset in a cached split."""
+    return np.array([int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+                     for t in texts], dtype=np.uint64)
+
+
+def _from_cached_rows(cache: Path, tag: str, rows: np.ndarray) -> np.ndarray | None:
+    """(N, hidden) embeddings of ``rows`` taken from a cached split holding every one of them, else None.
+
+    A split with rows dropped (`jal clean`) or subsampled has a new cache key, but its texts were
+    embedded with the same encoder and ``max_length`` (``tag``) when the full split ran.
+    """
+    for index_path in sorted(cache.glob(f"*.rows.{tag}.npy")):
+        cached = np.load(index_path)
+        order = np.argsort(cached, kind="stable")
+        where = np.searchsorted(cached[order], rows)
+        where = np.minimum(where, len(cached) - 1)
+        found = order[where]
+        vectors_path = cache / f"{index_path.name.split('.')[0]}.npy"
+        if len(cached) and np.array_equal(cached[found], rows) and vectors_path.exists():
+            return np.load(vectors_path, mmap_mode="r")[found]
+    return None
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    if not path.exists():
+        np.save(path.with_suffix(".tmp.npy"), array)
+        os.replace(path.with_suffix(".tmp.npy"), path)  # atomic: a killed run leaves no half file
 
 
 @torch.no_grad()
