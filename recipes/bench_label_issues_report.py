@@ -57,8 +57,12 @@ NOTES: list[str] = [
 
 ORDER = ("youtube", "sms", "trec", "chemprot", "cifar10n-worst", "trec-sym0.4")
 HALF = "ce + jal-ce epoch-mean (half the epochs each) + class-balanced"
+MARGIN = " + flag-margin"  # the same flags ranked by `flag_margin_scores`
 CANDIDATES = ("jal-ce epoch-mean + class-balanced", "ce epoch-mean + class-balanced",
-              "ce + jal-ce epoch-mean + class-balanced", HALF, "jal-ce AUM < 0", "ce AUM < 0", "ce + jal-ce AUM < 0")
+              "ce + jal-ce epoch-mean + class-balanced", HALF,
+              *(name + MARGIN for name in ("jal-ce epoch-mean + class-balanced", "ce epoch-mean + class-balanced",
+                                           "ce + jal-ce epoch-mean + class-balanced", HALF)),
+              "jal-ce AUM < 0", "ce AUM < 0", "ce + jal-ce AUM < 0")
 
 
 def read_runs(folder: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,8 @@ import numpy as np
 
 RULES = ("class-balanced", "argmax", "per-class-threshold", "noise-rate")
 DEFAULT_RULE = "class-balanced"
+RANKINGS = ("shortfall", "flag-margin")
+DEFAULT_RANKING = "shortfall"
 
 
 def _check_inputs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +143,7 @@ def score_label_issues(
     *,
     rule: str = DEFAULT_RULE,
     noise_rate: float | None = None,
+    ranking: str = DEFAULT_RANKING,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score every example by how strongly the model disagrees with its label, and flag the issues.
 
@@ -152,10 +155,13 @@ def score_label_issues(
             ``"argmax"``, ``"per-class-threshold"`` or ``"noise-rate"`` (module docstring).
         noise_rate: only for ``rule="noise-rate"``: the known fraction of wrong labels in [0, 1];
             ``None`` estimates it per class from the confident joint.
+        ranking: the returned score, one of `RANKINGS`: ``"shortfall"`` (default),
+            ``1 - p[given] / t_given``; or ``"flag-margin"`` (`flag_margin_scores`), the same order
+            inside each class with the classes interleaved by their flagged fraction.
 
     Returns:
-        scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`); higher means more
-            likely mislabelled.
+        scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`), or the flag margin;
+            higher means more likely mislabelled.
         issues: (N,) bool, True for the flagged examples.
 
     Example:
@@ -166,6 +172,8 @@ def score_label_issues(
     probs, labels = _check_inputs(probs, labels)
     if rule not in RULES:
         raise ValueError(f"rule={rule!r} is unknown. Choose one of {', '.join(RULES)}.")
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking={ranking!r} is unknown. Choose one of {', '.join(RANKINGS)}.")
     if noise_rate is not None and rule != "noise-rate":
         raise ValueError(
             f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule."
@@ -184,7 +192,43 @@ def score_label_issues(
         issues = (assigned >= 0) & (assigned != labels)
     else:
         issues = _prune_by_class(labels, scores, _noise_rate_counts(probs, labels, noise_rate))
+    if ranking == "flag-margin":
+        scores = flag_margin_scores(scores, labels, issues)
     return scores, issues
+
+
+def flag_margin_scores(scores: np.ndarray, labels: np.ndarray, issues: np.ndarray) -> np.ndarray:
+    """(N,) how far inside its class's flagged set each example sits, in units of the class's size.
+
+    In each given class ``i`` (``N_i`` examples, ``n_i`` of them flagged), order the examples by
+    ``scores`` (highest first, ties in data order); the one at position ``r`` (0-based) gets
+    ``(n_i - r - 0.5) / N_i``. Inside a class the order is that of ``scores``; across classes a
+    class with a larger flagged fraction ranks its suspects higher. Under the ``class-balanced``
+    and ``noise-rate`` rules (which flag each class's ``n_i`` highest scores) the score is > 0
+    exactly for the flagged examples, so ranking and flags agree.
+
+    Why: the shortfall ``1 - p[i] / t_i`` interleaves the classes by the model's confidence,
+    which on weak-supervision noise can be high for a mostly wrong class (WRENCH trec) or low for
+    one (chemprot); the flagged fraction, an estimate of each class's noise rate, is the better
+    guide (chosen on the held-in sets of ``recipes/results/label_issues.md``).
+
+    Args:
+        scores: (N,) scores, higher = more likely wrong (e.g. `label_scores`).
+        labels: (N,) given labels in 0..K-1.
+        issues: (N,) bool flags.
+
+    Example:
+        >>> flag_margin_scores(np.array([0.9, 0.1, 0.5, 0.3]), np.array([0, 0, 1, 1]),
+        ...                    np.array([True, False, True, False])).tolist()
+        [0.25, -0.25, 0.25, -0.25]
+    """
+    scores, labels, issues = np.asarray(scores, dtype=np.float64), np.asarray(labels), np.asarray(issues, dtype=bool)
+    margins = np.zeros(len(labels))
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        ranked = members[np.argsort(-scores[members], kind="stable")]  # the order _prune_by_class flags in
+        margins[ranked] = (issues[members].sum() - np.arange(len(members)) - 0.5) / len(members)
+    return margins
 
 
 def _noise_rate_counts(probs: np.ndarray, labels: np.ndarray, noise_rate: float | None) -> np.ndarray:
@@ -206,6 +250,51 @@ def _prune_by_class(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) 
         ranked = members[np.argsort(-scores[members], kind="stable")]
         issues[ranked[: int(count)]] = True
     return issues
+
+
+def label_margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) the given label's logit minus the largest other logit: one epoch's margin (Pleiss et al. 2020).
+
+    Args:
+        logits: (N, K) logits (or any per-class scores) of one prediction pass.
+        labels: (N,) given labels in 0..K-1.
+
+    Example:
+        >>> label_margins(np.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), np.array([0, 2])).tolist()
+        [1.0, -2.0]
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"logits must be (N, K) and labels (N,), got {logits.shape} and {labels.shape}.")
+    rows = np.arange(len(labels))
+    others = logits.copy()
+    others[rows, labels] = -np.inf
+    return logits[rows, labels] - others.max(axis=1)
+
+
+def area_under_margin(epoch_logits: Any, labels: np.ndarray) -> np.ndarray:
+    """(N,) AUM: the mean over epochs of `label_margins`; negative = the model leans to another class.
+
+    Area under the margin (Pleiss et al., NeurIPS 2020) ranks likely wrong labels by ``-AUM``
+    and flags ``AUM < 0``. Measured beside our scores in ``recipes/results/label_issues.md``: it
+    ranks well where the wrong labels are hard to fit (WRENCH sms, chemprot, symmetric noise) and
+    below chance where they are systematic (WRENCH trec), so it is not the default.
+
+    Args:
+        epoch_logits: (E, N, K) logits of E prediction passes over the same rows (one per epoch),
+            or a sequence of E (N, K) arrays.
+        labels: (N,) given labels in 0..K-1.
+
+    Example:
+        >>> passes = np.array([[[2.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])
+        >>> area_under_margin(passes, np.array([0, 1])).tolist()
+        [1.5, 0.0]
+    """
+    passes = list(epoch_logits)
+    if not passes:
+        raise ValueError("epoch_logits is empty. Pass the logits of at least one prediction pass.")
+    return np.mean([label_margins(logits, labels) for logits in passes], axis=0)
 
 
 def issue_report(issues: np.ndarray, truly_wrong: np.ndarray, scores: np.ndarray | None = None) -> dict[str, Any]:
