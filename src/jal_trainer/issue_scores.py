@@ -20,8 +20,11 @@ import numpy as np
 
 RULES = ("class-balanced", "argmax", "per-class-threshold", "noise-rate")
 DEFAULT_RULE = "class-balanced"
-RANKINGS = ("shortfall", "flag-margin")
+RANKINGS = ("shortfall", "flag-margin", "noise-margin")
 DEFAULT_RANKING = "shortfall"
+# "noise-margin": the power of the estimated noise rate that divides the margin (`class_margin_scores`);
+# chosen on the held-in sets of recipes/results/label_issues.md (0 and 1 are measured there too)
+NOISE_MARGIN_POWER = 0.75
 
 
 def _check_inputs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -156,8 +159,10 @@ def score_label_issues(
         noise_rate: only for ``rule="noise-rate"``: the known fraction of wrong labels in [0, 1];
             ``None`` estimates it per class from the confident joint.
         ranking: the returned score, one of `RANKINGS`: ``"shortfall"`` (default),
-            ``1 - p[given] / t_given``; or ``"flag-margin"`` (`flag_margin_scores`), the same order
-            inside each class with the classes interleaved by their flagged fraction.
+            ``1 - p[given] / t_given``; ``"flag-margin"`` (`flag_margin_scores`) or
+            ``"noise-margin"`` (`noise_margin_scores`): the same order inside each class, with the
+            classes interleaved by their flagged fraction or by confident learning's estimate of
+            their noise rate.
 
     Returns:
         scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`), or the flag margin;
@@ -194,7 +199,63 @@ def score_label_issues(
         issues = _prune_by_class(labels, scores, _noise_rate_counts(probs, labels, noise_rate))
     if ranking == "flag-margin":
         scores = flag_margin_scores(scores, labels, issues)
+    elif ranking == "noise-margin":
+        scores = class_margin_scores(scores, labels, _noise_rate_counts(probs, labels, None), power=NOISE_MARGIN_POWER)
     return scores, issues
+
+
+def class_margin_scores(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, *,
+                        power: float = 0.0) -> np.ndarray:
+    """(N,) each example's place among its class's estimated wrong labels, classes weighed by their noise rate.
+
+    In each given class ``i`` (``N_i`` examples, ``c_i = counts[i]`` of them estimated wrong,
+    rate ``r_i = max(c_i, 0.5) / N_i``), order the examples by ``scores`` (highest first, ties in
+    data order); the one at place ``r`` (0-based) gets ``((c_i - r - 0.5) / N_i) / r_i ** power``.
+    It is > 0 for the ``c_i`` highest scores of each class. ``power`` 0 interleaves the classes
+    by how many of their rows are still estimated wrong below this one, as a fraction of the class;
+    ``power`` 1 by the fraction of the class's estimated wrong rows still below it (each class's
+    top suspect gets about 1).
+
+    Args:
+        scores: (N,) scores, higher = more likely wrong (e.g. `label_scores`).
+        labels: (N,) given labels in 0..K-1.
+        counts: (K,) estimated wrong labels per given class (e.g. the flags per class, or the
+            off-diagonal of `confident_joint` per row).
+        power: how much a class's noise rate is divided out, in [0, 1].
+
+    Example:
+        >>> class_margin_scores(np.array([0.9, 0.1, 0.5, 0.3]), np.array([0, 0, 1, 1]), np.array([1, 2])).tolist()
+        [0.25, -0.25, 0.75, 0.25]
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"power must be in [0, 1], got {power}. 0: the margin as a fraction of the class; 1: of its suspects.")
+    margins = np.zeros(len(labels))
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        ranked = members[np.argsort(-scores[members], kind="stable")]  # the order _prune_by_class flags in
+        count, size = float(counts[cls]), len(members)
+        margins[ranked] = (count - np.arange(size) - 0.5) / size / (max(count, 0.5) / size) ** power
+    return margins
+
+
+def noise_margin_scores(probs: np.ndarray, labels: np.ndarray, *, power: float = NOISE_MARGIN_POWER) -> np.ndarray:
+    """(N,) `class_margin_scores` of the shortfall, with confident learning's per-class noise estimate.
+
+    ``counts[i]`` = examples labelled ``i`` that the confident joint counts as another class
+    (`confident_joint`). The ranking chosen on the held-in sets of
+    ``recipes/results/label_issues.md`` (``ranking="noise-margin"``): the shortfall orders the
+    examples inside a class; the estimated noise rate, not the model's confidence, interleaves
+    the classes.
+
+    Example:
+        >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
+        >>> (noise_margin_scores(probs, np.array([0, 0, 0, 1, 1])) > 0).tolist()
+        [False, False, True, False, False]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    return class_margin_scores(label_scores(probs, labels), labels, _noise_rate_counts(probs, labels, None),
+                               power=power)
 
 
 def flag_margin_scores(scores: np.ndarray, labels: np.ndarray, issues: np.ndarray) -> np.ndarray:
@@ -222,13 +283,9 @@ def flag_margin_scores(scores: np.ndarray, labels: np.ndarray, issues: np.ndarra
         ...                    np.array([True, False, True, False])).tolist()
         [0.25, -0.25, 0.25, -0.25]
     """
-    scores, labels, issues = np.asarray(scores, dtype=np.float64), np.asarray(labels), np.asarray(issues, dtype=bool)
-    margins = np.zeros(len(labels))
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        ranked = members[np.argsort(-scores[members], kind="stable")]  # the order _prune_by_class flags in
-        margins[ranked] = (issues[members].sum() - np.arange(len(members)) - 0.5) / len(members)
-    return margins
+    labels, issues = np.asarray(labels), np.asarray(issues, dtype=bool)
+    counts = np.bincount(labels[issues], minlength=int(labels.max()) + 1 if labels.size else 0)
+    return class_margin_scores(scores, labels, counts, power=0.0)
 
 
 def _noise_rate_counts(probs: np.ndarray, labels: np.ndarray, noise_rate: float | None) -> np.ndarray:
