@@ -8,7 +8,8 @@ import pytest
 from datasets import Dataset
 
 from jal_trainer.issue_scores import (
-    area_under_margin, flag_margin_scores, issue_report, label_margins, score_label_issues)
+    NOISE_MARGIN_POWER, area_under_margin, class_margin_scores, confident_joint, flag_margin_scores, issue_report,
+    label_margins, label_scores, noise_margin_scores, score_label_issues)
 from jal_trainer.label_issues import RANKINGS, find_label_issues
 
 
@@ -76,9 +77,37 @@ def test_find_label_issues_with_flag_margin_agrees_with_its_flags_and_cleanlab_c
 
 def test_unknown_ranking_is_named() -> None:
     probs, labels, _ = noisy_problem(n=20)
-    assert RANKINGS == ("shortfall", "flag-margin")
+    assert RANKINGS == ("shortfall", "flag-margin", "noise-margin")
     with pytest.raises(ValueError, match="ranking='margin' is unknown"):
         score_label_issues(probs, labels, ranking="margin")
+
+
+def test_class_margin_by_hand_at_both_ends_of_the_power() -> None:
+    scores = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.4])
+    labels = np.array([0, 0, 0, 0, 1, 1])
+    counts = np.array([2, 1])  # class 0: rate 2/4; class 1: rate 1/2
+    # power 0: (c - r - 0.5) / N; class 0 order 0, 2, 3, 1; class 1 order 5, 4
+    np.testing.assert_allclose(class_margin_scores(scores, labels, counts), [1.5 / 4, -1.5 / 4, 0.5 / 4, -0.5 / 4,
+                                                                            -0.25, 0.25])
+    # power 1: (c - r - 0.5) / c, the place among the class's estimated wrong rows
+    np.testing.assert_allclose(class_margin_scores(scores, labels, counts, power=1.0),
+                               [0.75, -0.75, 0.25, -0.25, -0.5, 0.5])
+    with pytest.raises(ValueError, match="power must be in"):
+        class_margin_scores(scores, labels, counts, power=2.0)
+
+
+def test_noise_margin_counts_the_confident_joint_and_keeps_the_flags() -> None:
+    probs, labels, _ = noisy_problem(seed=3)
+    joint = confident_joint(probs, labels)
+    margins = noise_margin_scores(probs, labels)
+    for cls in range(probs.shape[1]):  # > 0 for as many rows as the joint counts wrong in the class
+        assert (margins[labels == cls] > 0).sum() == joint[cls].sum() - joint[cls, cls]
+    expected = class_margin_scores(label_scores(probs, labels), labels, joint.sum(1) - np.diag(joint),
+                                   power=NOISE_MARGIN_POWER)
+    np.testing.assert_allclose(margins, expected)
+    scores, issues = score_label_issues(probs, labels, ranking="noise-margin")
+    np.testing.assert_allclose(scores, margins)
+    np.testing.assert_array_equal(issues, score_label_issues(probs, labels)[1])
 
 
 def test_area_under_margin_is_the_mean_margin_over_epochs() -> None:
