@@ -229,7 +229,9 @@ def class_margin_scores(scores: np.ndarray, labels: np.ndarray, counts: np.ndarr
     """
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     if not 0.0 <= power <= 1.0:
-        raise ValueError(f"power must be in [0, 1], got {power}. 0: the margin as a fraction of the class; 1: of its suspects.")
+        raise ValueError(
+            f"power must be in [0, 1], got {power}. Use 0 (margin as a fraction of the class) to 1 (of its suspects)."
+        )
     margins = np.zeros(len(labels))
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)

@@ -321,6 +321,8 @@ def column_array(dataset: Any, column: str) -> np.ndarray:
 
 __all__ = [
     "DEFAULT_RANKING", "DEFAULT_RULE", "ISSUE_COLUMN", "NOISE_MARGIN_POWER", "RANKINGS", "RULES", "SCORE_COLUMN",
-    "LabelIssues", "area_under_margin", "class_balanced_probs", "class_margin_scores", "column_array", "confident_joint", "find_label_issues", "flag_margin_scores",
-    "issue_report", "label_margins", "label_scores", "noise_margin_scores", "model_logits", "per_class_thresholds", "score_label_issues", "softmax", "trainer_logits", "with_columns",
+    "LabelIssues", "area_under_margin", "class_balanced_probs", "class_margin_scores", "column_array",
+    "confident_joint", "find_label_issues", "flag_margin_scores", "issue_report", "label_margins", "label_scores",
+    "model_logits", "noise_margin_scores", "per_class_thresholds", "score_label_issues", "softmax", "trainer_logits",
+    "with_columns",
 ]
