@@ -12,6 +12,10 @@ the true number of wrong rows), with wall and CPU seconds:
 - **ce + jal-ce epoch-mean + class-balanced**: the mean of both trainings' epoch-mean
   probabilities (`find_label_issues([ce_callback, jal_callback], ...)`); costs both trainings. The
   same with both trainings at half the epochs: about the cost of one full training.
+- **+ flag-margin / + noise-margin**: the same flags, ranked by `jal_trainer.issue_scores.flag_margin_scores`
+  (each row's place inside its class's flagged set) or `noise_margin_scores` (its place among its class's
+  wrong labels as confident learning estimates them, classes weighed by that noise rate to a power: the
+  library's 0.75, and 0, 0.5, 1 on the half-epoch pair) instead of the shortfall ``1 - p[given] / t_given``.
 - **AUM** (area under the margin, Pleiss et al., NeurIPS 2020): mean over epochs of the given
   label's logit minus the largest other logit, from the same passes; flags the rows with AUM < 0.
 - **cleanlab (5-fold, same model)**: out-of-fold probabilities from 5 CE trainings of the same
@@ -56,7 +60,8 @@ from transformers import PrinterCallback
 from jal_trainer import JALConfig, JALTrainer
 from jal_trainer.callbacks import MemorisationCallback
 from jal_trainer.label_issues import (
-    DEFAULT_RULE, column_array, find_label_issues, issue_report, softmax, trainer_logits)
+    DEFAULT_RULE, column_array, find_label_issues, issue_report, label_margins, noise_margin_scores, softmax,
+    trainer_logits)
 from jal_trainer.label_quality import flag_everything_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +75,8 @@ DATA_SEED = 0  # the label noise and the CIFAR subset: fixed, the same data for 
 SEEDS = (0, 1, 2)  # training seeds (model init, batch order, cleanlab's folds): mean +- std over them
 FOLDS = 5  # cleanlab's default number of cross-validation folds
 RULE = DEFAULT_RULE
+RANKINGS = ("flag-margin", "noise-margin")  # besides the default shortfall (`jal_trainer.issue_scores`)
+POWERS = (0.0, 0.5, 1.0)  # the noise-margin's power, beside the library's NOISE_MARGIN_POWER (0.75)
 JAL = {"loss_type": "jal-ce", "loss_preset": "cifar10"}  # alpha 1, beta 1, a 30: the paper's CIFAR-10 values
 TEXT = {"kind": "text", "epochs": 20, "lr": 1e-3, "batch": 64, "hidden_layers": 1}
 SETTINGS: dict[str, dict[str, Any]] = {
@@ -219,11 +226,7 @@ class TimedMemorisation(MemorisationCallback):
 
     def _record_epoch(self, logits: np.ndarray, *args: Any, **kwargs: Any) -> None:
         super()._record_epoch(logits, *args, **kwargs)
-        rows = np.arange(len(self.labels))
-        given = logits[rows, self.labels]
-        others = logits.copy()
-        others[rows, self.labels] = -np.inf
-        self.margin_sum += given - others.max(axis=1)
+        self.margin_sum += label_margins(logits, self.labels)  # a running area_under_margin
 
     @property
     def aum(self) -> np.ndarray:
@@ -309,12 +312,18 @@ def run_task(task: Task, out: str, seed: int, *, watch: bool) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
 
     def add(method: str, cost: Cost, *, probs: np.ndarray | None = None, issues: np.ndarray | None = None,
-            scores: np.ndarray | None = None, trainings: int = 1, **extra: Any) -> None:
-        """One row: our rule on ``probs``, or given flags and scores (higher = more likely wrong)."""
+            scores: np.ndarray | None = None, trainings: int = 1, ranking: str = "shortfall",
+            power: float | None = None, **extra: Any) -> None:
+        """One row: our rule on ``probs``, or given flags and scores (higher = more likely wrong).
+
+        ``power``: the noise-margin ranking at another power than the library's (the grid behind it).
+        """
         clock = Stopwatch()
         if probs is not None:
-            found = find_label_issues(probs, task.train, rule=RULE)
+            found = find_label_issues(probs, task.train, rule=RULE, ranking=ranking)
             issues, scores = found.issues, found.scores
+            if power is not None:
+                scores = noise_margin_scores(probs, labels, power=power)
         report = issue_report(issues, wrong, scores)
         total = cost + clock.elapsed()
         rows.append({"dataset": task.name, "method": method, "seed": seed, "trainings": trainings,
@@ -335,19 +344,27 @@ def run_task(task: Task, out: str, seed: int, *, watch: bool) -> dict[str, Any]:
         curves[name] = callback.rows
         accuracy_ = callback.rows[-1]["test_accuracy"] if watch else None
         add(f"{name} epoch-mean + {RULE}", cost, probs=callback.mean_probabilities, test_accuracy=accuracy_)
+        for ranking in RANKINGS:
+            add(f"{name} epoch-mean + {RULE} + {ranking}", cost, probs=callback.mean_probabilities, ranking=ranking)
         add(f"{name} AUM < 0", cost, issues=callback.aum < 0, scores=-callback.aum)
         print(f"  {name}: {cost.wall:.1f} s ({cost.cpu:.1f} CPU s)", flush=True)
     (ce_cost, ce), (jal_cost, jal) = fits["ce"], fits["jal-ce"]
-    add(f"ce + jal-ce epoch-mean + {RULE}", ce_cost + jal_cost,
-        probs=(ce.mean_probabilities + jal.mean_probabilities) / 2, trainings=2)
+    for ranking, suffix in (("shortfall", ""), *((r, f" + {r}") for r in RANKINGS)):
+        add(f"ce + jal-ce epoch-mean + {RULE}{suffix}", ce_cost + jal_cost,
+            probs=(ce.mean_probabilities + jal.mean_probabilities) / 2, trainings=2, ranking=ranking)
     add("ce + jal-ce AUM < 0", ce_cost + jal_cost, issues=(ce.aum + jal.aum) < 0, scores=-(ce.aum + jal.aum),
         trainings=2)
     # the same pair at half the epochs each: the ensemble at the cost of about one full training
     half = max(task.settings["epochs"] // 2, 1)
     short = [fit(task, loss, task.train, f"{out}/{name}-half", seed=seed, passes=True, epochs=half)
              for name, loss in (("jal-ce", JAL), ("ce", {"loss_type": "ce"}))]
-    add(f"ce + jal-ce epoch-mean ({half} epochs each) + {RULE}", short[0][1] + short[1][1],
-        probs=(short[0][2].mean_probabilities + short[1][2].mean_probabilities) / 2, trainings=2)
+    pair = (short[0][2].mean_probabilities + short[1][2].mean_probabilities) / 2
+    for ranking, suffix in (("shortfall", ""), *((r, f" + {r}") for r in RANKINGS)):
+        add(f"ce + jal-ce epoch-mean ({half} epochs each) + {RULE}{suffix}", short[0][1] + short[1][1], probs=pair,
+            trainings=2, ranking=ranking)
+    for power in POWERS:
+        add(f"ce + jal-ce epoch-mean ({half} epochs each) + {RULE} + noise-margin (power {power})",
+            short[0][1] + short[1][1], probs=pair, trainings=2, power=power)
     probs, cost = out_of_fold(task, out, seed)
     cleanlab_rows(f"{FOLDS}-fold CE, same model", probs, cost, FOLDS)
     if "embeddings" in task.train.column_names:

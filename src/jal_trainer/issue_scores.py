@@ -20,6 +20,11 @@ import numpy as np
 
 RULES = ("class-balanced", "argmax", "per-class-threshold", "noise-rate")
 DEFAULT_RULE = "class-balanced"
+RANKINGS = ("shortfall", "flag-margin", "noise-margin")
+DEFAULT_RANKING = "shortfall"
+# "noise-margin": the power of the estimated noise rate that divides the margin (`class_margin_scores`);
+# chosen on the held-in sets of recipes/results/label_issues.md (0 and 1 are measured there too)
+NOISE_MARGIN_POWER = 0.75
 
 
 def _check_inputs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +146,7 @@ def score_label_issues(
     *,
     rule: str = DEFAULT_RULE,
     noise_rate: float | None = None,
+    ranking: str = DEFAULT_RANKING,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score every example by how strongly the model disagrees with its label, and flag the issues.
 
@@ -152,10 +158,15 @@ def score_label_issues(
             ``"argmax"``, ``"per-class-threshold"`` or ``"noise-rate"`` (module docstring).
         noise_rate: only for ``rule="noise-rate"``: the known fraction of wrong labels in [0, 1];
             ``None`` estimates it per class from the confident joint.
+        ranking: the returned score, one of `RANKINGS`: ``"shortfall"`` (default),
+            ``1 - p[given] / t_given``; ``"flag-margin"`` (`flag_margin_scores`) or
+            ``"noise-margin"`` (`noise_margin_scores`): the same order inside each class, with the
+            classes interleaved by their flagged fraction or by confident learning's estimate of
+            their noise rate.
 
     Returns:
-        scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`); higher means more
-            likely mislabelled.
+        scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`), or the flag margin;
+            higher means more likely mislabelled.
         issues: (N,) bool, True for the flagged examples.
 
     Example:
@@ -166,6 +177,8 @@ def score_label_issues(
     probs, labels = _check_inputs(probs, labels)
     if rule not in RULES:
         raise ValueError(f"rule={rule!r} is unknown. Choose one of {', '.join(RULES)}.")
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking={ranking!r} is unknown. Choose one of {', '.join(RANKINGS)}.")
     if noise_rate is not None and rule != "noise-rate":
         raise ValueError(
             f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule."
@@ -184,7 +197,97 @@ def score_label_issues(
         issues = (assigned >= 0) & (assigned != labels)
     else:
         issues = _prune_by_class(labels, scores, _noise_rate_counts(probs, labels, noise_rate))
+    if ranking == "flag-margin":
+        scores = flag_margin_scores(scores, labels, issues)
+    elif ranking == "noise-margin":
+        scores = class_margin_scores(scores, labels, _noise_rate_counts(probs, labels, None), power=NOISE_MARGIN_POWER)
     return scores, issues
+
+
+def class_margin_scores(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, *,
+                        power: float = 0.0) -> np.ndarray:
+    """(N,) each example's place among its class's estimated wrong labels, classes weighed by their noise rate.
+
+    In each given class ``i`` (``N_i`` examples, ``c_i = counts[i]`` of them estimated wrong,
+    rate ``r_i = max(c_i, 0.5) / N_i``), order the examples by ``scores`` (highest first, ties in
+    data order); the one at place ``r`` (0-based) gets ``((c_i - r - 0.5) / N_i) / r_i ** power``.
+    It is > 0 for the ``c_i`` highest scores of each class. ``power`` 0 interleaves the classes
+    by how many of their rows are still estimated wrong below this one, as a fraction of the class;
+    ``power`` 1 by the fraction of the class's estimated wrong rows still below it (each class's
+    top suspect gets about 1).
+
+    Args:
+        scores: (N,) scores, higher = more likely wrong (e.g. `label_scores`).
+        labels: (N,) given labels in 0..K-1.
+        counts: (K,) estimated wrong labels per given class (e.g. the flags per class, or the
+            off-diagonal of `confident_joint` per row).
+        power: how much a class's noise rate is divided out, in [0, 1].
+
+    Example:
+        >>> class_margin_scores(np.array([0.9, 0.1, 0.5, 0.3]), np.array([0, 0, 1, 1]), np.array([1, 2])).tolist()
+        [0.25, -0.25, 0.75, 0.25]
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(
+            f"power must be in [0, 1], got {power}. Use 0 (margin as a fraction of the class) to 1 (of its suspects)."
+        )
+    margins = np.zeros(len(labels))
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        ranked = members[np.argsort(-scores[members], kind="stable")]  # the order _prune_by_class flags in
+        count, size = float(counts[cls]), len(members)
+        margins[ranked] = (count - np.arange(size) - 0.5) / size / (max(count, 0.5) / size) ** power
+    return margins
+
+
+def noise_margin_scores(probs: np.ndarray, labels: np.ndarray, *, power: float = NOISE_MARGIN_POWER) -> np.ndarray:
+    """(N,) `class_margin_scores` of the shortfall, with confident learning's per-class noise estimate.
+
+    ``counts[i]`` = examples labelled ``i`` that the confident joint counts as another class
+    (`confident_joint`). The ranking chosen on the held-in sets of
+    ``recipes/results/label_issues.md`` (``ranking="noise-margin"``): the shortfall orders the
+    examples inside a class; the estimated noise rate, not the model's confidence, interleaves
+    the classes.
+
+    Example:
+        >>> probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
+        >>> (noise_margin_scores(probs, np.array([0, 0, 0, 1, 1])) > 0).tolist()
+        [False, False, True, False, False]
+    """
+    probs, labels = _check_inputs(probs, labels)
+    return class_margin_scores(label_scores(probs, labels), labels, _noise_rate_counts(probs, labels, None),
+                               power=power)
+
+
+def flag_margin_scores(scores: np.ndarray, labels: np.ndarray, issues: np.ndarray) -> np.ndarray:
+    """(N,) how far inside its class's flagged set each example sits, in units of the class's size.
+
+    In each given class ``i`` (``N_i`` examples, ``n_i`` of them flagged), order the examples by
+    ``scores`` (highest first, ties in data order); the one at position ``r`` (0-based) gets
+    ``(n_i - r - 0.5) / N_i``. Inside a class the order is that of ``scores``; across classes a
+    class with a larger flagged fraction ranks its suspects higher. Under the ``class-balanced``
+    and ``noise-rate`` rules (which flag each class's ``n_i`` highest scores) the score is > 0
+    exactly for the flagged examples, so ranking and flags agree.
+
+    Why: the shortfall ``1 - p[i] / t_i`` interleaves the classes by the model's confidence,
+    which on weak-supervision noise can be high for a mostly wrong class (WRENCH trec) or low for
+    one (chemprot); the flagged fraction, an estimate of each class's noise rate, is the better
+    guide (chosen on the held-in sets of ``recipes/results/label_issues.md``).
+
+    Args:
+        scores: (N,) scores, higher = more likely wrong (e.g. `label_scores`).
+        labels: (N,) given labels in 0..K-1.
+        issues: (N,) bool flags.
+
+    Example:
+        >>> flag_margin_scores(np.array([0.9, 0.1, 0.5, 0.3]), np.array([0, 0, 1, 1]),
+        ...                    np.array([True, False, True, False])).tolist()
+        [0.25, -0.25, 0.25, -0.25]
+    """
+    labels, issues = np.asarray(labels), np.asarray(issues, dtype=bool)
+    counts = np.bincount(labels[issues], minlength=int(labels.max()) + 1 if labels.size else 0)
+    return class_margin_scores(scores, labels, counts, power=0.0)
 
 
 def _noise_rate_counts(probs: np.ndarray, labels: np.ndarray, noise_rate: float | None) -> np.ndarray:
@@ -206,6 +309,51 @@ def _prune_by_class(labels: np.ndarray, scores: np.ndarray, counts: np.ndarray) 
         ranked = members[np.argsort(-scores[members], kind="stable")]
         issues[ranked[: int(count)]] = True
     return issues
+
+
+def label_margins(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(N,) the given label's logit minus the largest other logit: one epoch's margin (Pleiss et al. 2020).
+
+    Args:
+        logits: (N, K) logits (or any per-class scores) of one prediction pass.
+        labels: (N,) given labels in 0..K-1.
+
+    Example:
+        >>> label_margins(np.array([[2.0, 0.5, 1.0], [0.0, 3.0, 1.0]]), np.array([0, 2])).tolist()
+        [1.0, -2.0]
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(f"logits must be (N, K) and labels (N,), got {logits.shape} and {labels.shape}.")
+    rows = np.arange(len(labels))
+    others = logits.copy()
+    others[rows, labels] = -np.inf
+    return logits[rows, labels] - others.max(axis=1)
+
+
+def area_under_margin(epoch_logits: Any, labels: np.ndarray) -> np.ndarray:
+    """(N,) AUM: the mean over epochs of `label_margins`; negative = the model leans to another class.
+
+    Area under the margin (Pleiss et al., NeurIPS 2020) ranks likely wrong labels by ``-AUM``
+    and flags ``AUM < 0``. Measured beside our scores in ``recipes/results/label_issues.md``: it
+    ranks well where the wrong labels are hard to fit (WRENCH sms, chemprot, symmetric noise) and
+    below chance where they are systematic (WRENCH trec), so it is not the default.
+
+    Args:
+        epoch_logits: (E, N, K) logits of E prediction passes over the same rows (one per epoch),
+            or a sequence of E (N, K) arrays.
+        labels: (N,) given labels in 0..K-1.
+
+    Example:
+        >>> passes = np.array([[[2.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])
+        >>> area_under_margin(passes, np.array([0, 1])).tolist()
+        [1.5, 0.0]
+    """
+    passes = list(epoch_logits)
+    if not passes:
+        raise ValueError("epoch_logits is empty. Pass the logits of at least one prediction pass.")
+    return np.mean([label_margins(logits, labels) for logits in passes], axis=0)
 
 
 def issue_report(issues: np.ndarray, truly_wrong: np.ndarray, scores: np.ndarray | None = None) -> dict[str, Any]:

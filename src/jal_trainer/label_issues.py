@@ -23,6 +23,14 @@ it; higher means more likely wrong. Dividing by ``t_i`` matters because robust l
 unevenly confident across classes: a rare or hard class gets low ``p[i]`` on *every* example,
 and ``1 - p[i]`` would rank all of its examples as suspicious.
 
+**The ranking** (``ranking=``, `RANKINGS`): ``"shortfall"`` (default) returns that score;
+``"flag-margin"`` (`flag_margin_scores`) keeps its order inside each given class but interleaves
+the classes by the fraction of each class the rule flagged, ``(n_i - r - 0.5) / N_i`` for the
+example at place ``r`` of class ``i`` (``N_i`` examples, ``n_i`` flagged): > 0 exactly for the
+flagged examples. The shortfall interleaves classes by the model's confidence, which on
+weak-supervision noise misleads in both directions (a mostly wrong class the model is sure of, on
+WRENCH trec; mostly wrong classes it is timid on, on chemprot).
+
 **Which examples are flagged** is a separate, documented rule (`RULES`):
 
 - ``"class-balanced"`` (default): how many, then which. *How many*: in each given class ``i``,
@@ -68,12 +76,20 @@ import numpy as np
 import pyarrow as pa
 
 from jal_trainer.issue_scores import (
+    DEFAULT_RANKING,
     DEFAULT_RULE,
+    NOISE_MARGIN_POWER,
+    RANKINGS,
     RULES,
+    area_under_margin,
     class_balanced_probs,
+    class_margin_scores,
     confident_joint,
+    flag_margin_scores,
     issue_report,
+    label_margins,
     label_scores,
+    noise_margin_scores,
     per_class_thresholds,
     score_label_issues,
 )
@@ -92,7 +108,8 @@ class LabelIssues:
 
     Attributes:
         dataset: the input data set plus ``label_issue_score`` (float) and ``is_label_issue`` (bool).
-        scores: (N,) ``1 - p[given] / t_given`` (`label_scores`).
+        scores: (N,) ``1 - p[given] / t_given`` (`label_scores`), or with ``ranking="flag-margin"``
+            `flag_margin_scores` (> 0 exactly for the flagged rows).
         issues: (N,) bool flags.
         probs: (N, K) predicted probabilities used for scoring.
         rule: the flagging rule.
@@ -110,6 +127,7 @@ class LabelIssues:
     report: dict[str, float] | None = None
     seconds: float = 0.0
     labels: np.ndarray | None = None
+    ranking: str = DEFAULT_RANKING
 
     def to_cleanlab(self) -> Any:
         """A ``pandas.DataFrame`` with cleanlab's columns: ``is_label_issue``, ``label_score`` (in [0, 1],
@@ -129,6 +147,7 @@ def find_label_issues(
     noisy_column: str = "is_noisy",
     rule: str = DEFAULT_RULE,
     noise_rate: float | None = None,
+    ranking: str = DEFAULT_RANKING,
     batch_size: int = 256,
     collate_fn: Any = None,
     predict_dataset: Any = None,
@@ -150,6 +169,11 @@ def find_label_issues(
         noisy_column: boolean column of known wrong labels, used when ``clean_label_column`` is absent.
         rule: flagging rule, one of `RULES` (module docstring).
         noise_rate: known noise rate for ``rule="noise-rate"``.
+        ranking: the ``label_issue_score``, one of `RANKINGS`: ``"shortfall"`` (default,
+            ``1 - p[given] / t_given``) or ``"flag-margin"`` (`flag_margin_scores`: the same order
+            inside each class, classes interleaved by their flagged fraction). The benchmark's
+            choice (``recipes/results/label_issues.md``): the callbacks of a CE and a JAL-CE training
+            at half the epochs each, with ``ranking="flag-margin"`` (second example).
         batch_size, collate_fn: batching of a plain ``nn.Module``.
         predict_dataset: what the trainer or model predicts on, when not ``dataset`` itself: the
             same rows in the same order in another container, e.g. a
@@ -169,6 +193,12 @@ def find_label_issues(
         >>> trainer.train()  # doctest: +SKIP
         >>> result = find_label_issues(callback, noisy_train)  # doctest: +SKIP
         >>> result.report["f1"], result.dataset.filter(lambda r: r["is_label_issue"])  # doctest: +SKIP
+
+        The benchmark's choice: a CE and a JAL-CE training, each at half the epochs, each watched by
+        its own callback (about the cost of one full training):
+
+        >>> found = find_label_issues([ce_callback, jal_callback], noisy_train,
+        ...                           ranking="flag-margin")  # doctest: +SKIP
     """
     if label_column not in dataset.column_names:
         raise ValueError(
@@ -184,14 +214,14 @@ def find_label_issues(
         raise ValueError(
             f"Got {len(probs)} predictions for {len(labels)} rows: predict_dataset must hold the same rows, in order."
         )
-    scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate)
+    scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate, ranking=ranking)
     seconds = time.perf_counter() - start
     truly_wrong = _known_wrong(dataset, labels, clean_label_column, noisy_column)
     report = issue_report(issues, truly_wrong, scores) if truly_wrong is not None else None
     out = dataset.remove_columns([c for c in (SCORE_COLUMN, ISSUE_COLUMN) if c in dataset.column_names])
     out = with_columns(out, {SCORE_COLUMN: scores, ISSUE_COLUMN: issues})
     return LabelIssues(dataset=out, scores=scores, issues=issues, probs=probs, rule=rule, report=report,
-                       seconds=seconds, labels=labels)
+                       seconds=seconds, labels=labels, ranking=ranking)
 
 
 def with_columns(dataset: Any, columns: dict[str, np.ndarray]) -> Any:
@@ -290,7 +320,9 @@ def column_array(dataset: Any, column: str) -> np.ndarray:
 
 
 __all__ = [
-    "DEFAULT_RULE", "ISSUE_COLUMN", "RULES", "SCORE_COLUMN", "LabelIssues", "class_balanced_probs",
-    "column_array", "confident_joint", "find_label_issues", "issue_report", "label_scores", "model_logits",
-    "per_class_thresholds", "score_label_issues", "softmax", "trainer_logits", "with_columns",
+    "DEFAULT_RANKING", "DEFAULT_RULE", "ISSUE_COLUMN", "NOISE_MARGIN_POWER", "RANKINGS", "RULES", "SCORE_COLUMN",
+    "LabelIssues", "area_under_margin", "class_balanced_probs", "class_margin_scores", "column_array",
+    "confident_joint", "find_label_issues", "flag_margin_scores", "issue_report", "label_margins", "label_scores",
+    "model_logits", "noise_margin_scores", "per_class_thresholds", "score_label_issues", "softmax", "trainer_logits",
+    "with_columns",
 ]
