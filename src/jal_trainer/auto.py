@@ -361,7 +361,7 @@ def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: 
     if not ok:
         fallback = candidates[0]
         return LossSelection(fallback, "every candidate failed", rows, None, False, settings)
-    score = {r["label"]: r["estimated_clean_accuracy"] for r in rows if r["status"] == "ok"}
+    score = {r["label"]: r["ranking_score"] for r in rows if r["status"] == "ok"}
     best = max(ok, key=lambda c: (score[c.label], c.loss_type == "ce"))
     how = "estimated clean accuracy (noisy-slice accuracy corrected by the estimated transition matrix)" if corrected \
         else "noisy-slice accuracy (no row of the estimated transition matrix is clean-label dominant: no correction)"

@@ -179,34 +179,40 @@ def repair_transition(matrix: np.ndarray, margin: float = DOMINANCE_MARGIN) -> t
     return repaired, bad
 
 
-def estimated_clean_accuracy(predicted: np.ndarray, noisy: np.ndarray, transition: np.ndarray) -> float:
-    """``trace(M T^-1)`` clipped to [0, 1]; ``M[j, l]`` = share of rows predicted ``j`` and labelled ``l``."""
+def estimated_clean_accuracy(predicted: np.ndarray, noisy: np.ndarray, transition: np.ndarray, *,
+                             clip: bool = True) -> float:
+    """``trace(M T^-1)`` (clipped to [0, 1] unless ``clip=False``); ``M[j, l]`` = share of rows predicted ``j`` and
+    labelled ``l``. A mis-estimated ``T`` can push several candidates past 1: rank by the unclipped value."""
     num_classes = len(transition)
     joint = np.zeros((num_classes, num_classes))
     np.add.at(joint, (np.asarray(predicted), np.asarray(noisy)), 1.0)
     joint /= max(len(predicted), 1)
-    return float(np.clip(np.trace(joint @ np.linalg.inv(transition)), 0.0, 1.0))
+    value = float(np.trace(joint @ np.linalg.inv(transition)))
+    return float(np.clip(value, 0.0, 1.0)) if clip else value
 
 
 def slice_scores(predicted: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None,
                  informative: np.ndarray | None = None, consensus: np.ndarray | None = None) -> dict[str, float]:
-    """``noisy_slice_accuracy`` and ``estimated_clean_accuracy`` of predictions ``(N,)`` on the slice.
+    """``noisy_slice_accuracy``, ``estimated_clean_accuracy`` and ``ranking_score`` of predictions ``(N,)``.
 
-    The estimate is the share of ``informative`` rows times the corrected accuracy on them (the
-    noisy one when ``transition`` is None) plus the share of the other rows times the agreement with
-    ``consensus`` on them. ``informative`` None: every row.
+    The score is the share of ``informative`` rows times the corrected accuracy on them (the noisy
+    one when ``transition`` is None) plus the share of the other rows times the agreement with
+    ``consensus`` on them (``informative`` None: every row). ``ranking_score`` is it unclipped,
+    ``estimated_clean_accuracy`` clipped to [0, 1].
     """
     predicted, noisy = np.asarray(predicted), np.asarray(noisy)
     noisy_accuracy = float(np.mean(predicted == noisy)) if len(noisy) else 0.0
     rows = np.ones(len(noisy), dtype=bool) if informative is None else np.asarray(informative, dtype=bool)
     if not rows.any():
-        return {"noisy_slice_accuracy": noisy_accuracy, "estimated_clean_accuracy": noisy_accuracy}
+        return {"noisy_slice_accuracy": noisy_accuracy, "estimated_clean_accuracy": noisy_accuracy,
+                "ranking_score": noisy_accuracy}
     part = float(np.mean(predicted[rows] == noisy[rows])) if transition is None else \
-        estimated_clean_accuracy(predicted[rows], noisy[rows], transition)
+        estimated_clean_accuracy(predicted[rows], noisy[rows], transition, clip=False)
     share = float(rows.mean())
     if share < 1.0 and consensus is not None:
         part = share * part + (1.0 - share) * float(np.mean(predicted[~rows] == np.asarray(consensus)[~rows]))
-    return {"noisy_slice_accuracy": noisy_accuracy, "estimated_clean_accuracy": part}
+    return {"noisy_slice_accuracy": noisy_accuracy, "estimated_clean_accuracy": float(np.clip(part, 0.0, 1.0)),
+            "ranking_score": part}
 
 
 def bootstrap_gap_std(pred_a: np.ndarray, pred_b: np.ndarray, noisy: np.ndarray, transition: np.ndarray | None,
@@ -221,7 +227,7 @@ def bootstrap_gap_std(pred_a: np.ndarray, pred_b: np.ndarray, noisy: np.ndarray,
         rows = rng.integers(0, len(noisy), len(noisy))
         a = slice_scores(pred_a[rows], noisy[rows], transition, informative[rows], consensus[rows])
         b = slice_scores(pred_b[rows], noisy[rows], transition, informative[rows], consensus[rows])
-        gaps.append(a["estimated_clean_accuracy"] - b["estimated_clean_accuracy"])
+        gaps.append(a["ranking_score"] - b["ranking_score"])
     return float(np.std(gaps))
 
 
