@@ -11,9 +11,9 @@ import torch
 from datasets import Dataset
 
 from jal_trainer import JALConfig
-from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, select_loss
-from jal_trainer.selection import anchor_transition, calibrate, estimated_clean_accuracy, repair_transition
-from jal_trainer.selection import stratified_holdout
+from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, decide, parse_candidates, select_loss
+from jal_trainer.selection import anchor_transition, calibrate, confident_transition, estimated_clean_accuracy
+from jal_trainer.selection import informative_rows, repair_transition, slice_scores, stratified_holdout
 
 pytest.importorskip("optuna")
 
@@ -131,6 +131,9 @@ def test_the_estimate_undoes_known_noise() -> None:
     probs = transition[clean] * 0.98 + 0.02 / 3
     estimate = anchor_transition(calibrate(probs, noisy))
     assert np.abs(estimate - transition).max() < 0.05
+    # the confident joint of a model that knows the clean class (its second choice the flipped one)
+    knows = np.full((30000, 3), 0.1) + 0.5 * np.eye(3)[clean] + 0.2 * np.eye(3)[(clean + 1) % 3]
+    assert np.abs(confident_transition(knows / knows.sum(1, keepdims=True), noisy) - transition).max() < 0.02
     kept, held = stratified_holdout(clean[:100], 0.1, seed=0)
     assert len(set(kept) & set(held)) == 0 and len(kept) + len(held) == 100
 
@@ -156,3 +159,44 @@ def test_an_unreliable_row_is_replaced_and_a_flat_estimate_is_refused() -> None:
     assert repaired[0].tolist() == [0.6, 0.4, 0.0]
     flat, rows = repair_transition(np.full((2, 2), 0.5))
     assert flat is None and rows == [0, 1]
+
+
+def weak_slice(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A WRENCH-like slice: half the rows have one weak vote (the clean class), half none (a random label)."""
+    rng = np.random.default_rng(seed)
+    clean = rng.integers(0, 2, n)
+    covered = rng.random(n) < 0.5
+    weak = np.where(covered, clean, -1)[:, None]
+    noisy = np.where(covered, clean, rng.integers(0, 2, n))
+    return clean, noisy, weak, covered
+
+
+def test_rows_with_a_coin_flip_label_are_scored_by_consensus() -> None:
+    clean, noisy, weak, covered = weak_slice()
+    informative = informative_rows(weak, 2, len(noisy))
+    assert (informative == covered).all()
+    assert informative_rows(np.array([[0, 1, -1], [1, 1, 0]]), 2, 2).tolist() == [False, True]
+    right = slice_scores(clean, noisy, None, informative, consensus=clean)
+    assert right["estimated_clean_accuracy"] == pytest.approx(1.0)  # agreement with random labels alone: ~0.75
+    assert right["noisy_slice_accuracy"] == pytest.approx(0.75, abs=0.03)
+
+
+def test_decide_prefers_the_candidate_right_where_the_labels_are_random() -> None:
+    """CE learns the labelling functions: right on covered rows, a coin on the rest; the robust losses generalise."""
+    clean, noisy, weak, covered = weak_slice()
+    rng = np.random.default_rng(1)
+    coin = rng.integers(0, 2, len(clean))
+
+    def confident(pred: np.ndarray) -> np.ndarray:
+        return np.eye(2)[pred] * 0.8 + 0.1
+
+    probs = {"ce": confident(np.where(covered, clean, coin)), "gce": confident(clean), "nce+rce": confident(clean)}
+    candidates = parse_candidates(["gce", "nce+rce"], None)
+    chosen = decide(candidates, probs, {}, noisy, {"seed": 0}, weak_labels=weak)
+    assert chosen.chosen.loss_type in ("gce", "nce+rce"), chosen.reason
+    assert "scored by consensus" in chosen.reason and chosen.settings["informative_rows"] == int(covered.sum())
+    # without the weak votes the random labels hide the difference (both agree with 75% of the labels)
+    blind = {row["label"]: row for row in decide(candidates, probs, {}, noisy, {"seed": 0}).candidates}
+    assert abs(blind["ce"]["noisy_slice_accuracy"] - blind["gce"]["noisy_slice_accuracy"]) < 0.03
+    scored = {row["label"]: row for row in chosen.candidates}
+    assert scored["gce"]["estimated_clean_accuracy"] - scored["ce"]["estimated_clean_accuracy"] > 0.2
