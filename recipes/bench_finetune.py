@@ -65,7 +65,7 @@ def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
 def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[str, Any]], command: str) -> str:
     lines = ["# Noisy text labels in two regimes: frozen-encoder probe and fine-tuning", ""]
     lines += [grid.description.strip(), ""]
-    lines += benchmark._provenance(grid, runs, len(benchmark.expand(grid)), _sessions(), command)
+    lines += benchmark.provenance(grid, runs, len(benchmark.expand(grid)), _sessions(), command)
     chosen = choices(runs)
     for regime in dict.fromkeys(r.get("regime") for r in rows):
         lines += [f"## {regime}", ""]
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = benchmark.load_runs(ARGS.runs_dir, grid.name)
     rows = bench_clean.annotate(benchmark.aggregate(runs), runs)
     out = Path(ARGS.out)
-    benchmark._write_json(out.with_suffix(".json"), rows)
+    benchmark.write_json(out.with_suffix(".json"), rows)
     command = "python recipes/bench_finetune.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(grid, rows, runs, command).replace("runs/finetune/<dataset>", "runs/finetune/<regime>/<dataset>")
     out.with_suffix(".md").write_text(text)

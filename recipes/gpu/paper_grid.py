@@ -340,7 +340,7 @@ def run_cell(grid_path: str, relpath: str, json_path: str, extra: list[str]) -> 
     from jal_trainer.train import package_versions
 
     record["versions"] = {k: v for k, v in package_versions().items() if k != "platform"}
-    benchmark._write_json(Path(json_path), record)
+    benchmark.write_json(Path(json_path), record)
     return record
 
 
