@@ -271,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"merged {merge(args.merge, args.runs_dir)} cell JSONs from {len(args.merge)} source(s)")
     runs = load_runs(args.runs_dir, grid.name)
+    if not runs:  # nothing to tabulate: say where the runs were looked for, not an IndexError in the plot
+        print(f"no finished runs of grid {grid.name!r} under {Path(args.runs_dir) / grid.name}: run the grid first "
+              "(`benchmark.py run ...`), or pass --merge with the cells.tar a GPU call returned.", file=sys.stderr)
+        return 2
     sessions_path = Path(args.runs_dir) / grid.name / "_sessions.json"
     sessions = json.loads(sessions_path.read_text()) if sessions_path.exists() else []
     command = "python recipes/benchmark.py " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -115,6 +115,14 @@ def test_bad_grid_names_the_fix(bench, tmp_path):
         bench.load_grid(path)
 
 
+def test_aggregate_without_runs_says_so_and_writes_nothing(bench, tmp_path, capsys):
+    grid = _tiny_grid(tmp_path / "tiny.yaml")
+    out = tmp_path / "table"
+    assert bench.main(["aggregate", str(grid), "--runs-dir", str(tmp_path / "runs"), "--out", str(out)]) == 2
+    assert "no finished runs of grid 'tiny'" in capsys.readouterr().err
+    assert not list(tmp_path.glob("table*"))
+
+
 def test_paper_grid_expands_to_the_papers_settings(bench):
     grid = bench.load_grid(ROOT / "recipes" / "grids" / "cifar10_paper.yaml")
     specs = bench.expand(grid)
