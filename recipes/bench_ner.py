@@ -72,16 +72,29 @@ def one_run(variant: str, loss: str, seed: int, opts: argparse.Namespace) -> dic
     }
 
 
+def _claim(path: Path) -> bool:
+    """Claim a cell for this worker (a ``.lock`` beside its JSON), so several workers share one grid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path.with_suffix(".lock"), "x") as lock:
+            lock.write(str(os.getpid()))
+        return True
+    except FileExistsError:
+        return False
+
+
 def run(opts: argparse.Namespace) -> None:
     for seed in range(opts.seeds):
         for variant in opts.variants:
             for loss in opts.losses:
                 path = run_file(variant, loss, seed)
-                if path.is_file():
-                    continue
-                record = one_run(variant, loss, seed, opts)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(record, indent=2))
+                if path.is_file() or not _claim(path):
+                    continue  # finished, or another worker is on it
+                try:
+                    record = one_run(variant, loss, seed, opts)
+                    path.write_text(json.dumps(record, indent=2))
+                finally:
+                    path.with_suffix(".lock").unlink(missing_ok=True)
                 print(f"{variant:10s} {loss:8s} seed {seed}: F1 {record['test_f1']:.4f} ({record['seconds']} s)",
                       flush=True)
 
