@@ -72,16 +72,29 @@ def one_run(variant: str, loss: str, seed: int, opts: argparse.Namespace) -> dic
     }
 
 
+def _claim(path: Path) -> bool:
+    """Claim a cell for this worker (a ``.lock`` beside its JSON), so several workers share one grid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path.with_suffix(".lock"), "x") as lock:
+            lock.write(str(os.getpid()))
+        return True
+    except FileExistsError:
+        return False
+
+
 def run(opts: argparse.Namespace) -> None:
     for seed in range(opts.seeds):
         for variant in opts.variants:
             for loss in opts.losses:
                 path = run_file(variant, loss, seed)
-                if path.is_file():
-                    continue
-                record = one_run(variant, loss, seed, opts)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(record, indent=2))
+                if path.is_file() or not _claim(path):
+                    continue  # finished, or another worker is on it
+                try:
+                    record = one_run(variant, loss, seed, opts)
+                    path.write_text(json.dumps(record, indent=2))
+                finally:
+                    path.with_suffix(".lock").unlink(missing_ok=True)
                 print(f"{variant:10s} {loss:8s} seed {seed}: F1 {record['test_f1']:.4f} ({record['seconds']} s)",
                       flush=True)
 
@@ -98,6 +111,19 @@ def _settings(argv: list[str]) -> dict[str, str]:
     return {a[2:]: b for a, b in zip(argv, argv[1:]) if a.startswith("--")}
 
 
+def _issue_means(cell: list[dict]) -> dict[str, float | None]:
+    """Mean over seeds of the token label issues' quality (token AUROC/AUPRC, span precision/recall)."""
+    out = {}
+    for key in ("token_auroc", "token_auprc", "span_precision", "span_recall"):
+        values = [r["label_issues"][key] for r in cell if r.get("label_issues") and r["label_issues"].get(key) is not None]
+        out[key] = round(sum(values) / len(values), 4) if values else None
+    return out
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def aggregate(opts: argparse.Namespace) -> None:
     records = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/*.json"))]
     rows = []
@@ -107,11 +133,12 @@ def aggregate(opts: argparse.Namespace) -> None:
             if not cell:
                 continue
             mean, std = _mean_std([r["test_f1"] for r in cell])
+            issues = _issue_means(cell)
             rows.append({"dataset": "noisebench", "noise_type": variant, "loss": loss, "n_seeds": len(cell),
                          "mean_f1": round(mean, 4), "std_f1": None if std is None else round(std, 4),
                          "entity_noise_subset": round(cell[0]["entity_noise"], 4),
                          "entity_noise_full_set": FULL_SET_NOISE[variant],
-                         "seeds": sorted(r["seed"] for r in cell)})
+                         "seeds": sorted(r["seed"] for r in cell), **issues})
     first = records[0] if records else {}
     settings = _settings(first.get("argv") or [])
     protocols = {json.dumps({k: v for k, v in _settings(r["argv"]).items() if k not in ("loss_type", "seed",
@@ -147,12 +174,19 @@ def aggregate(opts: argparse.Namespace) -> None:
              "seed).", "",
              f"Hardware: {meta['hardware']}; {meta['platform']}; versions {meta.get('versions')}.", "",
              f"Command: `{meta['command']}`, then `python recipes/bench_ner.py aggregate`.", "",
-             "| dataset | noise_type | entity noise (subset / full) | loss | n_seeds | mean_f1 | std_f1 |",
-             "|:--|:--|--:|:--|--:|--:|--:|"]
+             "Label issues (the last four columns, mean over seeds): each run flags the training tags its final "
+             "model disagrees with (`find_token_label_issues`, class-balanced rule), scored against the clean tags: "
+             "token AUROC / AUPRC of the score, and precision / recall of the flagged entity spans for \"this span "
+             "is not a clean entity\". Flagging every span would give a precision near the entity noise.", "",
+             "| dataset | noise_type | entity noise (subset / full) | loss | n_seeds | mean_f1 | std_f1 "
+             "| token AUROC | token AUPRC | span precision | span recall |",
+             "|:--|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         std = "n/a" if r["std_f1"] is None else f"{r['std_f1']:.4f}"
         lines.append(f"| {r['dataset']} | {r['noise_type']} | {r['entity_noise_subset']:.3f} / "
-                     f"{r['entity_noise_full_set']:.3f} | {r['loss']} | {r['n_seeds']} | {r['mean_f1']:.4f} | {std} |")
+                     f"{r['entity_noise_full_set']:.3f} | {r['loss']} | {r['n_seeds']} | {r['mean_f1']:.4f} | {std} "
+                     f"| {_cell(r['token_auroc'])} | {_cell(r['token_auprc'])} | {_cell(r['span_precision'])} "
+                     f"| {_cell(r['span_recall'])} |")
     notes = TABLE.parent / "ner_table_notes.md"  # hand-written trials and readings, kept across aggregations
     if notes.is_file():
         lines += ["", notes.read_text().rstrip()]
