@@ -189,3 +189,28 @@ def test_saved_probabilities_are_reconciled_with_the_checkpoint(tmp_path: Path) 
     assert restore(checkpoint, run_file, _state(1.0), rows=5)[1] == 1
     # another data set's file is ignored
     assert restore(None, run_file, _state(3.0), rows=6) is None
+
+
+def test_two_processes_caching_one_embedding_file_do_not_collide(tmp_path: Path, monkeypatch) -> None:
+    """Two ranks of a distributed run save the same cache file at once: both succeed, no temp file stays.
+
+    The other rank's whole save is replayed inside this rank's `np.save`, the interleaving that
+    made CI fail when both used one temporary name (one renamed the other's file away).
+    """
+    import numpy as np
+
+    from jal_trainer import probe
+
+    real_save, target, replayed = np.save, tmp_path / "key.npy", []
+
+    def save_while_the_other_rank_saves(file, array, *args, **kwargs):
+        real_save(file, array, *args, **kwargs)
+        if not replayed:
+            replayed.append(True)
+            probe._save_atomic(target, array + 1)  # the other rank, which finishes first
+
+    monkeypatch.setattr(probe.np, "save", save_while_the_other_rank_saves)
+    probe._save_atomic(target, np.zeros(3, dtype=np.float32))
+    assert replayed and target.exists()
+    assert np.load(target).shape == (3,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.npy"]

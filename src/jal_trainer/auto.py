@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
+from jal_trainer.atomic import atomic_target
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
 from jal_trainer.selection import slice_scores, stratified_holdout
@@ -150,10 +151,8 @@ class LossSelection:
     def write(self, output_dir: str | os.PathLike[str]) -> Path:
         """Write ``loss_selection.json`` into ``output_dir`` (atomically) and return its path."""
         path = Path(output_dir) / SELECTION_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2))
         return path
 
 

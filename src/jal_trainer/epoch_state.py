@@ -17,6 +17,8 @@ float32, the latest epoch's probabilities, when known.
 
 Example:
     >>> from transformers import TrainerState
+
+from jal_trainer.atomic import atomic_target
     >>> completed_epochs(TrainerState(epoch=3.0)), completed_epochs(TrainerState(epoch=2.5))
     ((3, True), (2, False))
 """
@@ -24,12 +26,13 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from transformers import TrainerState
+
+from jal_trainer.atomic import atomic_target
 
 _EPS = 1e-6
 
@@ -48,13 +51,11 @@ def completed_epochs(state: TrainerState) -> tuple[int, bool]:
 
 def save(path: Path, total: np.ndarray, epochs: int, last: np.ndarray | None) -> None:
     """Write the sum atomically (a killed process never leaves half a file that a resume would trust)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
     arrays = {"sum": total, "epochs": np.int64(epochs)}
     if last is not None:
         arrays["last"] = last
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        np.savez(tmp, **arrays)
 
 
 def _load(path: Path | None, rows: int) -> Saved | None:

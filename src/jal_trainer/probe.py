@@ -27,6 +27,8 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from jal_trainer.atomic import atomic_target
+
 EMBEDDINGS = "embeddings"
 
 
@@ -138,9 +140,10 @@ def _from_cached_rows(cache: Path, tag: str, rows: np.ndarray) -> np.ndarray | N
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` unless it is there (several ranks may embed one split at once)."""
     if not path.exists():
-        np.save(path.with_suffix(".tmp.npy"), array)
-        os.replace(path.with_suffix(".tmp.npy"), path)  # atomic: a killed run leaves no half file
+        with atomic_target(path) as tmp:
+            np.save(tmp, array)
 
 
 @torch.no_grad()

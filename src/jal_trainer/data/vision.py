@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from importlib import resources
@@ -32,6 +31,7 @@ from datasets.fingerprint import generate_random_fingerprint
 from datasets.table import InMemoryTable
 from tqdm.auto import tqdm
 
+from jal_trainer.atomic import atomic_target
 from jal_trainer.data._files import find_data_file
 from jal_trainer.data.subsets import stratified_indices, stratified_subset  # noqa: F401  (re-exported)
 from jal_trainer.paths import resolve_path
@@ -199,11 +199,8 @@ def _cache_file(source: Path, split: str, cache_dir: Path) -> Path:
 
 def _save_atomically(array: np.ndarray, target: Path) -> None:
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".npy.tmp", delete=False) as handle:
-            np.save(handle, array)
-        os.chmod(handle.name, 0o644)  # NamedTemporaryFile makes it private; a cache may be shared
-        os.replace(handle.name, target)  # atomic: concurrent ranks never read a half-written file
+        with atomic_target(target) as tmp:  # concurrent ranks never read a half-written file
+            np.save(tmp, array)
     except OSError as err:
         warnings.warn(f"could not cache decoded CIFAR images in {target.parent} ({err}); they will be decoded again.")
 
