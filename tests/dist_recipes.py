@@ -28,4 +28,7 @@ if __name__ == "__main__":
         rank = train_args.process_index
         (out / f"{name}.rank{rank}").write_text(labels_digest(noisy["train"]["label"]))
         main(argv)
+    # rank 0 still writes its run folder after training; tearing gloo down while it does aborted
+    # rank 1 now and then ("terminate called without an active exception")
+    dist.barrier()
     dist.destroy_process_group()

@@ -71,7 +71,9 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     if edit_train is not None:
         dataset["train"] = edit_train(dataset["train"])
     check_same_labels_on_every_process(column_array(dataset["train"], LABEL), args)
-    parts = build_model_parts(model_args, data_args, dataset, args)
+    # the main process embeds or tokenizes first and fills the caches; the other ranks then read them
+    with args.main_process_first(desc="preparing the model and data"):
+        parts = build_model_parts(model_args, data_args, dataset, args)
     if args.loss_type == "auto":
         from jal_trainer.auto import select_for_recipe
 
