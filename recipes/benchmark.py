@@ -162,14 +162,15 @@ def _guarded(job: tuple[str, RunSpec, str]) -> tuple[str, RunSpec, Any, str | No
 
 
 def run_grid(grid: Grid, runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR, *, workers: int = 2, threads: int = 1,
-             only: Iterable[str] | None = None, max_tasks_per_child: int = 20, log=print) -> dict[str, Any]:
+             only: Iterable[str] | None = None, losses: Iterable[str] | None = None,
+             seeds: Iterable[int] | None = None, max_tasks_per_child: int = 20, log=print) -> dict[str, Any]:
     """Run every cell of ``grid`` whose JSON is missing; return counts, failures and wall time.
 
     ``workers=0`` runs in this process (tests, debugging); otherwise a spawn pool of ``workers``
     processes with ``threads`` torch threads each.
     """
     out_dir = Path(runs_dir) / grid.name
-    specs = expand(grid, only)
+    specs = select(expand(grid, only), losses, seeds)
     # Seed-major: a session cut short leaves every setting at fewer seeds, not some settings empty.
     todo = sorted((s for s in specs if not (out_dir / s.relpath).exists()), key=lambda s: s.seed)
     log(f"{len(specs)} runs in grid {grid.name!r}; {len(specs) - len(todo)} already done, {len(todo)} to run")
@@ -199,6 +200,21 @@ def run_grid(grid: Grid, runs_dir: str | os.PathLike[str] = DEFAULT_RUNS_DIR, *,
     if todo:
         _append_session(out_dir, session)
     return session
+
+
+def select(specs: list[RunSpec], losses: Iterable[str] | None, seeds: Iterable[int] | None) -> list[RunSpec]:
+    """The cells of ``specs`` with one of ``losses`` and one of ``seeds`` (None: all): a slice of a big grid.
+
+    Example:
+        >>> grid = Grid("g", [0, 1], ["ce", "gce"], [{"name": "d", "config": "r.yaml", "noise": [{"noise_type": "symmetric",
+        ...     "noise_rate": 0.2}]}])
+        >>> [(s.loss, s.seed) for s in select(expand(grid), ["gce"], [1])]
+        [('gce', 1)]
+    """
+    wanted_losses = set(losses) if losses else None
+    wanted_seeds = set(seeds) if seeds else None
+    return [s for s in specs if (wanted_losses is None or s.loss in wanted_losses)
+            and (wanted_seeds is None or s.seed in wanted_seeds)]
 
 
 def _execute(jobs: list, workers: int, threads: int, max_tasks_per_child: int):
@@ -239,6 +255,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=1, help="Torch threads per worker.")
     run.add_argument("--only", default=None, help="Comma-separated data set names, modes (probe, finetune) or "
                      "mode:name of the grid to run.")
+    run.add_argument("--losses", default=None, help="Comma-separated losses of the grid to run (default: all).")
+    run.add_argument("--seeds", default=None, help="Comma-separated seeds of the grid to run (default: all).")
     run.add_argument("--dry-run", action="store_true", help="Print the argv of each missing run and stop.")
     agg = sub.add_parser("aggregate", help="Write the table (JSON, Markdown) and plot from the run JSONs.")
     agg.add_argument("grid", help="Grid YAML file.")
@@ -256,12 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     grid = load_grid(args.grid)
     if args.command == "run":
         only = args.only.split(",") if args.only else None
+        losses = args.losses.split(",") if args.losses else None
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
         if args.dry_run:
-            for spec in expand(grid, only):
+            for spec in select(expand(grid, only), losses, seeds):
                 if not (Path(args.runs_dir) / grid.name / spec.relpath).exists():
                     print("jal train " + " ".join(spec.argv))
             return 0
-        session = run_grid(grid, args.runs_dir, workers=args.workers, threads=args.threads, only=only)
+        session = run_grid(grid, args.runs_dir, workers=args.workers, threads=args.threads, only=only, losses=losses,
+                           seeds=seeds)
         print(f"grid {grid.name}: {session['runs_done']} runs in {session['wall_seconds'] / 60:.1f} min, "
               f"{len(session['failures'])} failed")
         return 1 if session["failures"] else 0

@@ -174,3 +174,17 @@ def test_paper_grid_cell_runs_on_cpu_for_a_few_steps(bench, tmp_path, monkeypatc
         spec = bench.RunSpec(**{**spec.__dict__, "argv": (*spec.argv, *short)})
         record = bench.run_one(spec, str(tmp_path / spec.relpath))
         assert 0.0 <= record["test_accuracy"] <= 1.0 and record["train_seconds"] > 0 and record["epochs"] > 0
+
+
+def test_losses_and_seeds_select_a_slice_of_the_grid(bench, tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text(yaml.safe_dump({
+        "name": "g", "seeds": [0, 1, 2], "losses": ["ce", "gce", "jal-ce"],
+        "datasets": [{"name": "digits", "config": "quickstart", "noise": [{"noise_type": "symmetric", "noise_rate": 0.2}]}],
+    }))
+    assert bench.main(["run", str(grid), "--runs-dir", str(tmp_path / "runs"), "--losses", "jal-ce,ce",
+                       "--seeds", "1", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    assert {line.split("--loss_type ")[1].split()[0] for line in lines} == {"ce", "jal-ce"}
+    assert all("--seed 1" in line for line in lines)
