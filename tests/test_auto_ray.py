@@ -50,6 +50,22 @@ def spied_select(monkeypatch: pytest.MonkeyPatch, *args, **kwargs) -> tuple[auto
     return selection, seen
 
 
+def gce_cannot_start(trial) -> MLP:
+    """model_init that fails for the gce candidate: transformers passes it the trial (Ray: a dict)."""
+    if trial is not None and (trial["loss_type"] if isinstance(trial, dict) else trial.params["loss_type"]) == "gce":
+        raise RuntimeError("gce cannot start (simulated)")
+    return MLP()
+
+
+def test_a_model_that_fails_to_build_is_recorded_for_its_own_candidate(tmp_path: Path) -> None:
+    """The model is built before the trial sets the loss: the failure must not go to the previous candidate."""
+    args = auto_args(tmp_path, auto_candidates=["gce", "nce+rce"], num_train_epochs=1)
+    select_loss(gce_cannot_start, args, blobs(100, 1))
+    rows = {row["label"]: row for row in json.loads((tmp_path / SELECTION_FILE).read_text())["candidates"]}
+    assert rows["gce"] == {"label": "gce", "status": "failed", "error": "RuntimeError: gce cannot start (simulated)"}
+    assert rows["ce"]["status"] == rows["nce+rce"]["status"] == "ok"
+
+
 @pytest.mark.slow
 def test_ray_chooses_as_optuna_does(tmp_path: Path, ray_session, monkeypatch: pytest.MonkeyPatch) -> None:
     data = blobs(200, 1, noise=0.3)
@@ -61,11 +77,11 @@ def test_ray_chooses_as_optuna_does(tmp_path: Path, ray_session, monkeypatch: py
         (out / "keep.txt").write_text("user data")
         storage = tmp_path / f"shared-{backend}"  # as a folder every machine of a cluster would see
         args = auto_args(out, auto_backend=backend, auto_storage=str(storage), **settings)
-        chosen[backend], probs[backend] = spied_select(monkeypatch, MLP, args, data)
+        chosen[backend], probs[backend] = spied_select(monkeypatch, gce_cannot_start, args, data)
         # the run folder gets only the record; the scratch (and Ray's results) is gone from the storage
         assert sorted(p.name for p in out.iterdir()) == ["keep.txt", SELECTION_FILE]
         assert list(storage.iterdir()) == []
-    assert sorted(probs["ray"]) == sorted(probs["optuna"]) == ["ce", "gce", "nce+rce"]
+    assert sorted(probs["ray"]) == sorted(probs["optuna"]) == ["ce", "nce+rce"]  # gce failed in both
     for label, optuna_probs in probs["optuna"].items():
         assert probs["ray"][label].shape == optuna_probs.shape == (40, 4)
         np.testing.assert_allclose(probs["ray"][label], optuna_probs, atol=1e-4)
@@ -73,7 +89,8 @@ def test_ray_chooses_as_optuna_does(tmp_path: Path, ray_session, monkeypatch: py
     assert records["ray"].pop("backend") == "ray" and records["optuna"].pop("backend") == "optuna"
     assert records["ray"] == records["optuna"]
     assert chosen["ray"].chosen == chosen["optuna"].chosen and chosen["ray"].reason == chosen["optuna"].reason
-    assert [row["status"] for row in records["ray"]["candidates"]] == ["ok", "ok", "ok"]
+    assert [row["status"] for row in records["ray"]["candidates"]] == ["ok", "failed", "ok"]
+    assert records["ray"]["candidates"][1]["error"] == "RuntimeError: gce cannot start (simulated)"
 
 
 class _Broken(MLP):

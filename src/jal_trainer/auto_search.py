@@ -107,9 +107,11 @@ class _CandidateTrainer(JALTrainer):
             setattr(self.args, key, value)
         self.loss_fn = self.args.build_loss(reduction="none")
 
-    def train(self, *args: Any, **kwargs: Any) -> Any:
+    def train(self, *args: Any, trial: Any = None, **kwargs: Any) -> Any:
+        if trial is not None:  # named now: transformers builds the model (which may fail) before `_hp_search_setup`
+            self.current = trial["loss_type"] if isinstance(trial, dict) else self.hp_space(trial)["loss_type"]
         try:
-            return super().train(*args, **kwargs)
+            return super().train(*args, trial=trial, **kwargs)
         except Exception as err:  # recorded, then re-raised for the search to mark the trial failed
             with atomic_target(self._result_path(ERROR_SUFFIX)) as tmp:
                 tmp.write_text(f"{type(err).__name__}: {err}")
