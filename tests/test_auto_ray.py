@@ -136,3 +136,17 @@ def test_ray_backend_without_ray_names_the_extra(tmp_path: Path, monkeypatch: py
 def test_an_unknown_backend_fails_when_configured(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="auto_backend must be optuna or ray, got 'dask'"):
         auto_args(tmp_path, auto_backend="dask")
+
+
+def test_each_trial_asks_ray_for_one_cpu_and_a_gpu_where_the_run_has_one(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("ray.tune")
+    from jal_trainer.auto_search import _ray_options
+
+    args = auto_args(tmp_path)
+    options, space = _ray_options(args, str(tmp_path / "scratch"), ["ce", "gce"])
+    assert options["resources_per_trial"] == {"cpu": 1}
+    assert options["storage_path"] == str(tmp_path.resolve() / "scratch" / "ray")  # never the run folder
+    assert options["raise_on_failed_trial"] is False and space(None) == {"loss_type": {"grid_search": ["ce", "gce"]}}
+    monkeypatch.setattr(type(args), "n_gpu", property(lambda self: 2))  # as on a machine with two GPUs
+    assert _ray_options(args, str(tmp_path), ["ce"])[0]["resources_per_trial"] == {"cpu": 1, "gpu": 1}
