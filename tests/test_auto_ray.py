@@ -76,7 +76,8 @@ def test_ray_chooses_as_optuna_does(tmp_path: Path, ray_session, monkeypatch: py
         (out / "keep.txt").parent.mkdir()
         (out / "keep.txt").write_text("user data")
         storage = tmp_path / f"shared-{backend}"  # as a folder every machine of a cluster would see
-        args = auto_args(out, auto_backend=backend, auto_storage=str(storage), **settings)
+        monkeypatch.chdir(tmp_path)  # a relative auto_storage: Ray's workers run in folders of their own
+        args = auto_args(out, auto_backend=backend, auto_storage=storage.name, **settings)
         chosen[backend], probs[backend] = spied_select(monkeypatch, gce_cannot_start, args, data)
         # the run folder gets only the record; the scratch (and Ray's results) is gone from the storage
         assert sorted(p.name for p in out.iterdir()) == ["keep.txt", SELECTION_FILE]

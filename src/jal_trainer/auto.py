@@ -201,7 +201,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     table = {c.label: c for c in candidates}
     if args.auto_storage:
         Path(args.auto_storage).mkdir(parents=True, exist_ok=True)
-    scratch = tempfile.mkdtemp(prefix="jal-auto-", dir=args.auto_storage)  # the trials' files; removed below
+    # the trials' files, removed below; absolute, as Ray's workers run in folders of their own
+    scratch = os.path.abspath(tempfile.mkdtemp(prefix="jal-auto-", dir=args.auto_storage))
     try:
         probabilities, failures = run_search(model_init, args, table, train_dataset.select(kept),
                                              train_dataset.select(held), data_collator, processing_class, schedule,
