@@ -3,7 +3,8 @@
 1. Hold out a stratified slice (``auto_holdout``, 10%) of the noisy training rows.
 2. Train every candidate on the other rows with a short schedule, through
    `transformers.Trainer.hyperparameter_search` (Optuna by default, one grid point per candidate;
-   ``backend="ray"`` runs the same search with Ray Tune).
+   ``auto_backend="ray"`` runs the same search with Ray Tune, on one machine or several: see
+   :mod:`jal_trainer.auto_search` for where its files go).
 3. Score each on the slice: the noisy-slice accuracy, corrected to an estimated clean accuracy
    with the noise transition matrix estimated from the candidates' mean prediction (see
    :mod:`jal_trainer.selection`) when that estimate is clean-label dominant. Rows whose label is a
@@ -41,10 +42,10 @@ import torch
 from transformers.utils import logging
 
 from jal_trainer.atomic import atomic_target
+from jal_trainer.auto_search import _CandidateTrainer, check_backend, replace_args, run_search  # noqa: F401
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
 from jal_trainer.selection import slice_scores, stratified_holdout
-from jal_trainer.trainer import JALTrainer
 
 logger = logging.get_logger(__name__)
 
@@ -119,7 +120,8 @@ def resolve_budget(budget: float | None, num_candidates: int) -> float:
 
 
 def check_auto_settings(args: JALConfig) -> list[Candidate]:
-    """Validate the auto fields of ``args`` (candidates, budget, holdout) before anything is trained."""
+    """Validate the auto fields of ``args`` (candidates, budget, holdout, backend) before anything is trained."""
+    check_backend(args.auto_backend)
     if not 0.0 < args.auto_holdout < 0.5:
         raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
     candidates = parse_candidates(args.auto_candidates, args.loss_preset)
@@ -156,69 +158,32 @@ class LossSelection:
         return path
 
 
-def replace_args(args: JALConfig, **changes: Any) -> JALConfig:
-    """A new `JALConfig` with ``changes`` (re-validated), every other init field copied."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init}
-    values.update(changes)
-    return JALConfig(**values)
-
-
-class _CandidateTrainer(JALTrainer):
-    """A `JALTrainer` whose loss follows the search trial's ``loss_type`` (a candidate label)."""
-
-    def __init__(self, *args: Any, candidates: dict[str, Candidate], **kwargs: Any) -> None:
-        self.candidates = candidates
-        self.current: str | None = None
-        self.failures: dict[str, str] = {}
-        self.probabilities: dict[str, np.ndarray] = {}
-        super().__init__(*args, **kwargs)
-
-    def _hp_search_setup(self, trial: Any) -> None:
-        super()._hp_search_setup(trial)
-        if trial is None:
-            return
-        candidate = self.candidates[self.args.loss_type]
-        self.current = candidate.label
-        for key, value in candidate.settings().items():
-            setattr(self.args, key, value)
-        self.loss_fn = self.args.build_loss(reduction="none")
-
-    def train(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().train(*args, **kwargs)
-        except Exception as err:  # recorded, then re-raised for the search to mark the trial failed
-            self.failures[self.current or "?"] = f"{type(err).__name__}: {err}"
-            raise
-
-    def record(self, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-        """compute_metrics: keep the current candidate's slice probabilities; return its noisy-slice accuracy."""
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        probs = torch.softmax(torch.as_tensor(logits).float(), dim=-1).numpy()
-        self.probabilities[self.current or "?"] = probs
-        # Also on disk: Ray Tune runs each trial in its own process, which cannot fill this dict.
-        np.save(Path(self.args.output_dir) / f"{_file_name(self.current or '?')}.npy", probs)
-        return {"noisy_slice_accuracy": float(np.mean(probs.argmax(-1) == np.asarray(labels)))}
-
-
 def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, train_dataset: Any, *,
                 data_collator: Any = None, processing_class: Any = None, label_column: str | None = None,
-                backend: str = "optuna") -> LossSelection:
+                backend: str | None = None) -> LossSelection:
     """Choose a loss for ``train_dataset``'s noisy labels as the module docstring says.
 
     Args:
         model_init: returns a fresh, untrained model (called once per candidate).
         args: a `JALConfig`; ``auto_candidates``, ``auto_budget``, ``auto_holdout``, the schedule
-            (``num_train_epochs`` or ``max_steps``) and ``seed`` are read. Its ``output_dir``
-            receives only ``loss_selection.json``; candidates train in a temporary folder.
+            (``num_train_epochs`` or ``max_steps``), ``seed``, ``auto_backend`` and
+            ``auto_storage`` are read. Its ``output_dir`` receives only ``loss_selection.json``;
+            candidates train in a temporary folder (inside ``auto_storage`` when set: with Ray
+            on several machines, a folder every machine sees).
         train_dataset: a `datasets.Dataset` with a label column (``labels`` or ``label``).
-        backend: ``"optuna"`` (default) or ``"ray"``, passed to `Trainer.hyperparameter_search`.
+        backend: ``"optuna"`` or ``"ray"`` (default: ``args.auto_backend``), passed to
+            `Trainer.hyperparameter_search`.
 
     Raises:
         ValueError: before any training, on an unknown candidate, a budget below one training, a
-            slice with fewer than 2 rows of some class, or a dataset without ``select``.
+            slice with fewer than 2 rows of some class, a dataset without ``select``, or Ray on
+            several machines without ``auto_storage``.
+        ImportError: before any training, when the backend's package is missing (it names the extra).
         RuntimeError: every candidate failed (``loss_selection.json`` still records why).
     """
     candidates = check_auto_settings(args)
+    backend = backend or args.auto_backend
+    check_backend(backend)
     budget = resolve_budget(args.auto_budget, len(candidates))
     if not hasattr(train_dataset, "select"):
         raise ValueError(f"auto needs a datasets.Dataset to hold out rows from, got {type(train_dataset).__name__}; "
@@ -234,26 +199,29 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
                 "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
     table = {c.label: c for c in candidates}
-    scratch = tempfile.mkdtemp(prefix="jal-auto-")
+    if args.auto_storage:
+        Path(args.auto_storage).mkdir(parents=True, exist_ok=True)
+    # the trials' files, removed below; absolute, as Ray's workers run in folders of their own
+    scratch = os.path.abspath(tempfile.mkdtemp(prefix="jal-auto-", dir=args.auto_storage))
     try:
-        trainer = _search(model_init, args, table, train_dataset.select(kept), train_dataset.select(held),
-                          data_collator, processing_class, schedule, scratch, backend)
-        for candidate in candidates:  # trials that ran in other processes (Ray) left their predictions here
-            saved = Path(scratch) / f"{_file_name(candidate.label)}.npy"
-            if candidate.label not in trainer.probabilities and saved.exists():
-                trainer.probabilities[candidate.label] = np.load(saved)
+        probabilities, failures = run_search(model_init, args, table, train_dataset.select(kept),
+                                             train_dataset.select(held), data_collator, processing_class, schedule,
+                                             scratch, backend)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    for c in candidates:  # a trial that left no file ran where the driver cannot see its folder
+        if c.label not in probabilities and c.label not in failures:
+            failures[c.label] = "no predictions" + (f" in the scratch folder {scratch}; with Ray on several machines, "
+                                                    "auto_storage must be a folder every machine sees"
+                                                    if backend == "ray" else "")
     weak = None
     if WEAK_LABELS in train_dataset.column_names:
         weak = np.asarray(train_dataset.select(held).with_format("numpy", columns=[WEAK_LABELS])[:][WEAK_LABELS])
-    probabilities = {c.label: trainer.probabilities[c.label] for c in candidates
-                     if c.label in trainer.probabilities and c.label not in trainer.failures}
-    selection = decide(candidates, probabilities, trainer.failures, labels[held], settings, weak_labels=weak)
+    selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak)
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)
     if all(row["status"] != "ok" for row in selection.candidates):
-        raise RuntimeError(f"auto: every candidate failed ({trainer.failures}); see {SELECTION_FILE}.")
+        raise RuntimeError(f"auto: every candidate failed ({failures}); see {SELECTION_FILE}.")
     logger.warning(f"auto chose {selection.chosen.label}: {selection.reason}")
     return selection
 
@@ -269,10 +237,6 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig) -> JALConfig:
     selection = select_loss(lambda: copy.deepcopy(template), args, parts["dataset"]["train"],
                             data_collator=parts.get("collator"), processing_class=parts.get("processing_class"))
     return selection.apply(args)
-
-
-def _file_name(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)
 
 
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -294,42 +258,6 @@ def _short_schedule(args: JALConfig, fraction: float) -> dict[str, float]:
     if args.max_steps and args.max_steps > 0:
         return {"max_steps": max(1, int(args.max_steps * fraction))}
     return {"num_train_epochs": round(float(args.num_train_epochs) * min(fraction, 1.0), 4)}
-
-
-def _search(model_init: Callable, args: JALConfig, table: dict[str, Candidate], train: Any, held: Any,
-            collator: Any, processing_class: Any, schedule: dict[str, float], scratch: str,
-            backend: str) -> _CandidateTrainer:
-    first = next(iter(table.values()))
-    candidate_args = replace_args(
-        args, output_dir=scratch, eval_strategy="no", save_strategy="no", load_best_model_at_end=False,
-        push_to_hub=False, report_to="none", metric_for_best_model=None, **first.settings(), **schedule)
-    candidate_args.loss_type = first.label  # the search space's value; the trainer maps it to the loss
-    trainer = _CandidateTrainer(model_init=model_init, args=candidate_args, train_dataset=train, eval_dataset=held,
-                                data_collator=collator, processing_class=processing_class,
-                                loss=replace_args(args, **first.settings()).build_loss(reduction="none"),
-                                candidates=table, compute_metrics=lambda pred: trainer.record(pred.predictions, pred.label_ids))
-    labels = list(table)
-    if backend == "optuna":
-        import optuna
-
-        space = {"sampler": optuna.samplers.GridSampler({"loss_type": labels}, seed=args.seed), "catch": (Exception,)}
-        hp_space = lambda trial: {"loss_type": trial.suggest_categorical("loss_type", labels)}  # noqa: E731
-    elif backend == "ray":
-        from ray import tune
-
-        space, hp_space = {}, (lambda _: {"loss_type": tune.grid_search(labels)})
-    else:
-        raise ValueError(f"auto backend must be optuna or ray, got {backend!r}.")
-    # The study ranks by noisy-slice accuracy; `decide` then corrects every candidate's score.
-    trials = len(labels) if backend == "optuna" else 1  # Ray: one sample of the grid runs every candidate
-    try:
-        trainer.hyperparameter_search(hp_space=hp_space, n_trials=trials, direction="maximize", backend=backend,
-                                      compute_objective=lambda m: float(m.get("eval_noisy_slice_accuracy", 0.0)),
-                                      **space)
-    except ValueError:  # the study has no finished trial when every candidate failed: reported by the caller
-        if not trainer.failures:
-            raise
-    return trainer
 
 
 def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: dict[str, str], noisy: np.ndarray,

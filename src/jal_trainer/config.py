@@ -92,6 +92,17 @@ class JALConfig(TrainingArguments):
     auto_holdout: float = field(
         default=0.1, metadata={"help": "loss_type auto: stratified share of the noisy training rows held out to score."}
     )
+    auto_backend: str = field(
+        default="optuna",
+        metadata={"help": "loss_type auto: the search backend, optuna (one process) or ray (Ray Tune, on one machine "
+                          "or several; pip install \"jal-trainer[auto-ray]\")."},
+    )
+    auto_storage: str | None = field(
+        default=None,
+        metadata={"help": "loss_type auto: folder for the candidates' scratch files and Ray Tune's results (a "
+                          "temporary subfolder, removed after the search; default: the system's temporary folder). "
+                          "With auto_backend ray on several machines, a folder every machine sees."},
+    )
     analysis_columns: list[str] = field(
         default_factory=lambda: list(DEFAULT_ANALYSIS_COLUMNS),
         metadata={"help": "Batch columns kept for analysis (clean labels, noise flags) and never passed to forward."},
