@@ -6,6 +6,8 @@ All data are invented words written into tmp_path or built in memory; no corpus 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,14 +67,14 @@ class WordProbabilityRecorder(TrainerCallback):
         self.epochs.append(sentences)
 
 
-def train(tmp_path: Path, callbacks: list[Any], model: torch.nn.Module, aligned: Any) -> Any:
+def train(tmp_path: Path, callbacks: list[Any], model: torch.nn.Module, aligned: Any, sampling: str = "random") -> Any:
     from transformers import DataCollatorForTokenClassification
 
     from jal_trainer import JALConfig, JALTrainer
 
     args = JALConfig(output_dir=str(tmp_path), loss_type="ce", num_train_epochs=EPOCHS, per_device_train_batch_size=4,
                      per_device_eval_batch_size=5, learning_rate=5e-2, report_to="none", save_strategy="no",
-                     use_cpu=True, disable_tqdm=True, seed=0)
+                     use_cpu=True, disable_tqdm=True, seed=0, train_sampling_strategy=sampling)
     trainer = JALTrainer(model=model, args=args, train_dataset=aligned.select_columns(["input_ids", "attention_mask",
                                                                                        "labels"]),
                          data_collator=DataCollatorForTokenClassification(tiny_tokenizer()), callbacks=callbacks)
@@ -123,16 +125,47 @@ def test_token_issues_say_which_probabilities_they_used(tmp_path: Path) -> None:
     assert final["probabilities"] == "final model, each word's first sub-token"
     assert mean["num_tokens"] == final["num_tokens"] == sum(lengths)
 
-def test_the_epoch_pass_leaves_the_training_unchanged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sampling", ["random", "group_by_length"])
+def test_the_epoch_pass_leaves_the_training_unchanged(tmp_path: Path, sampling: str) -> None:
     """Same weights with or without the callback: its DataLoader's seed draw must not move dropout or shuffling."""
     from jal_trainer.ner.epoch_words import EpochWordProbabilitiesCallback
 
     aligned, lengths = aligned_rows(max_length=16)
-    plain = train(tmp_path / "plain", [], tiny_dropout_bert(), aligned).model.state_dict()
+    plain = train(tmp_path / "plain", [], tiny_dropout_bert(), aligned, sampling).model.state_dict()
     watched = train(tmp_path / "watched", [EpochWordProbabilitiesCallback(aligned, lengths)], tiny_dropout_bert(),
-                    aligned).model.state_dict()
+                    aligned, sampling).model.state_dict()
     assert all(torch.equal(plain[k], watched[k]) for k in plain)
 
+
+
+def two_process_run(out: Path) -> None:
+    """Under torchrun: train with the callback and the reference recorder; each rank saves both means."""
+    from jal_trainer.ner.epoch_words import EpochWordProbabilitiesCallback
+
+    aligned, lengths = aligned_rows(max_length=6)
+    model = tiny_dropout_bert()
+    words, recorder = EpochWordProbabilitiesCallback(aligned, lengths), WordProbabilityRecorder(model, aligned, lengths)
+    trainer = train(out, [words, recorder], model, aligned)  # eval batch 5 per process: 12 rows leave padding
+    expected = np.concatenate([np.mean([epoch[s] for epoch in recorder.epochs], axis=0) for s in range(len(lengths))])
+    np.savez(out / f"rank{trainer.args.process_index}.npz", mean=np.concatenate(words.word_mean()), expected=expected,
+             world_size=trainer.args.world_size)
+
+
+@pytest.mark.slow
+def test_two_processes_hold_the_same_epoch_mean(tmp_path: Path) -> None:
+    """Each process predicts its share; the gathered mean is the whole training set's, in order, on both ranks."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531", __file__,
+           str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [np.load(tmp_path / f"rank{r}.npz") for r in (0, 1)]
+    assert int(ranks[0]["world_size"]) == 2
+    for rank in ranks:
+        cut = np.isnan(rank["expected"]).any(axis=1)
+        assert np.array_equal(np.isnan(rank["mean"]).any(axis=1), cut) and cut.any()
+        np.testing.assert_allclose(rank["mean"][~cut], rank["expected"][~cut], atol=1e-6)
+    np.testing.assert_array_equal(ranks[0]["mean"], ranks[1]["mean"])
 
 def test_lengths_of_other_sentences_are_refused() -> None:
     from jal_trainer.ner.epoch_words import EpochWordProbabilitiesCallback
@@ -169,3 +202,11 @@ def test_jal_train_token_issues_use_the_epoch_mean(tmp_path: Path) -> None:
     assert issues["probabilities"] == "epoch mean over 2 epochs, each word's first sub-token"
     assert issues["num_tokens"] == 16 * 4 and "token_auroc" in issues["report"]
     assert _load(out / EPOCH_WORD_PROBABILITIES, 16 * 4)[1] == 2
+
+
+if __name__ == "__main__":
+    import torch.distributed as dist
+
+    two_process_run(Path(sys.argv[1]))
+    dist.barrier()  # rank 0 may still write; let both finish before gloo is torn down
+    dist.destroy_process_group()
