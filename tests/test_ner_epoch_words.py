@@ -82,7 +82,9 @@ def train(tmp_path: Path, callbacks: list[Any], model: torch.nn.Module, aligned:
     return trainer
 
 
-def test_epoch_mean_equals_the_mean_of_each_epochs_word_probabilities(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sampling", ["random", "group_by_length"])
+def test_epoch_mean_equals_the_mean_of_each_epochs_word_probabilities(tmp_path: Path, sampling: str) -> None:
+    """Also under group_by_length, which makes transformers' predict return the rows grouped by length."""
     from jal_trainer.epoch_state import _load
     from jal_trainer.ner.epoch_words import EPOCH_WORD_PROBABILITIES, EpochWordProbabilitiesCallback
 
@@ -90,7 +92,7 @@ def test_epoch_mean_equals_the_mean_of_each_epochs_word_probabilities(tmp_path: 
     model = tiny_dropout_bert()
     words = EpochWordProbabilitiesCallback(aligned, lengths)
     recorder = WordProbabilityRecorder(model, aligned, lengths)
-    train(tmp_path, [words, recorder], model, aligned)
+    train(tmp_path, [words, recorder], model, aligned, sampling)
 
     assert words.epochs_seen == len(recorder.epochs) == EPOCHS
     mean = words.word_mean()
@@ -109,21 +111,51 @@ def test_epoch_mean_equals_the_mean_of_each_epochs_word_probabilities(tmp_path: 
 
 
 def test_token_issues_say_which_probabilities_they_used(tmp_path: Path) -> None:
-    """The epoch mean when the callback saw an epoch, else the final model; label_issues names which."""
+    """The epoch mean when the callback saw an epoch, else the final model (in data-set order); label_issues names which."""
     from jal_trainer.ner.epoch_words import EpochWordProbabilitiesCallback
+    from jal_trainer.ner.issues import find_token_label_issues
     from jal_trainer.ner.train import _label_issues
 
     rows = word_rows(num=12, seed=5)
     words = Dataset.from_dict({"tokens": [w for w, _ in rows], "ner_tags": [t for _, t in rows]})
+    given = [[TAGS[t] for t in tags] for _, tags in rows]
     aligned, lengths = aligned_rows(max_length=16)
-    callback = EpochWordProbabilitiesCallback(aligned, lengths)
-    trainer = train(tmp_path, [callback], tiny_dropout_bert(), aligned)
+    model = tiny_dropout_bert()
+    callback, recorder = EpochWordProbabilitiesCallback(aligned, lengths), WordProbabilityRecorder(model, aligned, lengths)
+    trainer = train(tmp_path, [callback, recorder], model, aligned, "group_by_length")
     columns = ["input_ids", "attention_mask", "labels"]
     mean = _label_issues(trainer, aligned, words, TAGS, columns, [callback])
     final = _label_issues(trainer, aligned, words, TAGS, columns, [])
     assert mean["probabilities"] == f"epoch mean over {EPOCHS} epochs, each word's first sub-token"
     assert final["probabilities"] == "final model, each word's first sub-token"
+    # the final model is the last epoch's: its issues are those of the reference's last probabilities
+    expected = find_token_label_issues(recorder.epochs[-1], given, TAGS, tokens=words["tokens"])
+    assert final["sentences"] == expected["sentences"] and final["num_flagged_tokens"] > 0
     assert mean["num_tokens"] == final["num_tokens"] == sum(lengths)
+
+
+def test_trainer_logits_keep_the_data_set_order_under_group_by_length(tmp_path: Path) -> None:
+    """The sequence task's prediction pass (label issues, epoch probabilities) too."""
+    from transformers import BertConfig, BertForSequenceClassification, DataCollatorWithPadding
+
+    from jal_trainer import JALConfig, JALTrainer
+    from jal_trainer.predictions import model_logits, trainer_logits
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=3))
+    tok = tiny_tokenizer()
+    encoded = tok([" ".join(w) for w, _ in word_rows(num=12, seed=7)])
+    rows = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                              "labels": [i % 3 for i in range(12)]})
+    args = JALConfig(output_dir=str(tmp_path), per_device_eval_batch_size=5, report_to="none", use_cpu=True,
+                     disable_tqdm=True, train_sampling_strategy="group_by_length")
+    trainer = JALTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tok))
+    assert not np.allclose(trainer.predict(rows).predictions, model_logits(model, rows, collate_fn=trainer.data_collator),
+                           atol=1e-5)  # transformers' own predict: permuted
+    np.testing.assert_allclose(trainer_logits(trainer, rows), model_logits(model, rows, collate_fn=trainer.data_collator),
+                               atol=1e-5)
+    assert trainer.args.train_sampling_strategy == "group_by_length"  # put back
 
 @pytest.mark.parametrize("sampling", ["random", "group_by_length"])
 def test_the_epoch_pass_leaves_the_training_unchanged(tmp_path: Path, sampling: str) -> None:

@@ -120,9 +120,10 @@ class EpochWordProbabilitiesCallback(EpochProbabilitiesCallback):
 
     def _epoch_pass(self) -> tuple[np.ndarray, np.ndarray]:
         """(W, K) word probabilities of the current model, and the (N, L, K) logits they come from."""
-        from jal_trainer.predictions import labelled_prediction_bar
+        from jal_trainer.predictions import in_dataset_order, labelled_prediction_bar
 
-        with same_random_state(), labelled_prediction_bar(self.trainer, "Predicting the training words"):
+        bar = labelled_prediction_bar(self.trainer, "Predicting the training words")
+        with same_random_state(), bar, in_dataset_order(self.trainer):
             output = self.trainer.predict(self.dataset, metric_key_prefix="label_issues")
         logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
         return word_probabilities(np.asarray(logits), self.word_index, self.lengths), logits

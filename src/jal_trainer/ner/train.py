@@ -198,13 +198,15 @@ def _label_issues(trainer: Any, aligned: Any, words: Any, names: list[str], colu
     from jal_trainer.ner.align import word_predictions
     from jal_trainer.ner.epoch_words import word_indices
     from jal_trainer.ner.issues import find_token_label_issues
+    from jal_trainer.predictions import in_dataset_order
 
     epochs = next((c for c in callbacks if getattr(c, "epochs_seen", 0) and hasattr(c, "word_mean")), None)
     if epochs is not None:
         probs = epochs.word_mean()
         source = f"epoch mean over {epochs.epochs_seen} epochs, each word's first sub-token"
     else:
-        logits = trainer.predict(aligned.select_columns(columns)).predictions
+        with in_dataset_order(trainer):  # group_by_length would return the sentences permuted
+            logits = trainer.predict(aligned.select_columns(columns)).predictions
         probs = word_predictions(logits, word_indices(aligned), [len(t) for t in words["tokens"]])
         source = "final model, each word's first sub-token"
     given = read_tags(words, TAGS, names)
