@@ -151,8 +151,9 @@ def report(opts: argparse.Namespace) -> None:
     table.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = ["# Token label issues on NoiseBench: final model vs epoch mean", "",
              "Training tags flagged by `find_token_label_issues` (class-balanced rule), scored against the clean "
-             "training tags. *final model*: the word probabilities of the model after the last epoch (the NER "
-             "table's label-issue columns); *epoch mean*: the mean over the 15 epochs of each epoch-end model's word "
+             "training tags. *final model*: the word probabilities of the model after the last epoch, recomputed in "
+             "data-set order from the run's saved model (what the NER table's label-issue columns meant to show); "
+             "*epoch mean*: the mean over the 15 epochs of each epoch-end model's word "
              "probabilities (`jal_trainer.ner.epoch_words`). Both come from the same run; its entity F1 on the clean "
              "test subset is that of the NER table's run (same seed, same training) when the last two columns agree. "
              "*every span*: the precision of flagging every given span (the share of given spans that are wrong).",

@@ -12,8 +12,8 @@ Same recipe fields and run folder as the sequence task, read for tokens:
 
 The run folder holds the model, ``recipe.yaml``, ``versions.json``, ``noise_report.json`` (token-
 and entity-level), ``metrics.json`` (``test_f1``, ``test_precision``, ``test_recall`` of entities on
-the clean test tags, and token ``test_accuracy``), ``label_issues.json`` and a model card
-``README.md``.
+the clean test tags, and token ``test_accuracy``), ``label_issues.json`` (scored with the mean over
+epochs of the word probabilities, kept in ``epoch_word_probabilities.npz``) and a model card ``README.md``.
 
 Example:
     $ jal train --config ner/noisebench-crowd
