@@ -1,17 +1,14 @@
 """Callbacks that predict on the training set every epoch: memorisation curves and averaged probabilities.
 
 - `EpochProbabilitiesCallback`: one prediction pass over the training rows per epoch, keeping the
-  mean of the softmax probabilities over epochs. No clean labels needed. Its
-  ``mean_probabilities`` are what `jal_trainer.label_issues.find_label_issues` scores best with:
-  pass the callback itself as the source.
+  mean of the softmax probabilities over epochs. No clean labels needed. Its ``mean_probabilities``
+  are what `jal_trainer.label_issues.find_label_issues` scores best with: pass the callback itself.
 - `MemorisationCallback` (extends it, same single pass): also measures how much of the wrong
   labels the model memorises, when the clean labels are known.
 
-`MemorisationCallback`: watch a model learn, or memorise, the wrong labels, epoch by epoch.
-
 Under label noise a cross-entropy model first learns the true classes, then memorises the wrong
-labels (Arpit et al., ICML 2017); a robust loss such as JAL keeps predicting the true class. The
-callback measures this at the end of every epoch, on the training set itself:
+labels (Arpit et al., ICML 2017); a robust loss such as JAL keeps predicting the true class.
+`MemorisationCallback` measures this at the end of every epoch, on the training set itself:
 
 - ``noisy_memorised``: of the training samples whose label is wrong, the fraction predicted as
   that given wrong label;
@@ -23,9 +20,9 @@ callback measures this at the end of every epoch, on the training set itself:
 - ``seconds``: the cost of the measurement.
 
 **Cost:** one forward pass (no backward, no augmentation) over the training rows per epoch, with
-``trainer.predict``: about a third of a training epoch. Predictions are gathered over all
-processes with the padding of the last batch dropped, so the fractions are those of the whole
-training set on every process; only the main process writes files.
+``trainer.predict``: about a third of a training epoch. Predictions are gathered over all processes
+(last batch's padding dropped): the fractions are those of the whole training set on every process.
+Only the main process writes files.
 
 Files, in ``args.output_dir``: ``memorisation.json`` (``{"rows": [...]}``, rewritten after every
 epoch) and, at the end of training, ``memorisation.png`` (`jal_trainer.report.plot_memorisation`).
@@ -37,7 +34,6 @@ callback therefore records the row at ``on_epoch_end`` and fills ``test_accuracy
 
 Example:
     >>> from jal_trainer.callbacks import MemorisationCallback
-    >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, eval_dataset=clean_test)  # doctest: +SKIP
     >>> callback = MemorisationCallback(noisy_train)  # doctest: +SKIP
     >>> trainer = JALTrainer(model, args, train_dataset=noisy_train, callbacks=[callback])  # doctest: +SKIP
     >>> trainer.train()  # JALTrainer hands itself to the callback: no bind step  # doctest: +SKIP
@@ -134,6 +130,8 @@ class EpochProbabilitiesCallback(TrainerCallback):
         >>> find_label_issues(callback, noisy_train).dataset  # doctest: +SKIP
     """
 
+    file_name = EPOCH_PROBABILITIES  # subclasses that keep other rows (jal_trainer.ner.epoch_words) rename it
+
     def __init__(self, train_eval_dataset: Any, *, trainer: Any = None, output_dir: str | Path | None = None,
                  save: bool = True) -> None:
         self.trainer = trainer
@@ -167,8 +165,7 @@ class EpochProbabilitiesCallback(TrainerCallback):
             return
         from jal_trainer.epoch_state import completed_epochs, restore
 
-        saved = restore(self._checkpoint(args, state), self._dir(args) / EPOCH_PROBABILITIES, state,
-                        rows=len(self.dataset))
+        saved = restore(self._checkpoint(args, state), self._dir(args) / self.file_name, state, rows=self._num_rows())
         if saved is not None:
             self.probability_sum, self.epochs_seen, self._last = saved
         done, at_boundary = completed_epochs(state)
@@ -195,22 +192,30 @@ class EpochProbabilitiesCallback(TrainerCallback):
 
             folder = Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
             if folder.is_dir():  # written even with no epoch yet: "0 epochs" is exact too
-                total = self.probability_sum if self.probability_sum is not None else np.zeros((len(self.dataset), 0))
-                save(folder / EPOCH_PROBABILITIES, total, self.epochs_seen, self._last)
+                total = self.probability_sum if self.probability_sum is not None else np.zeros((self._num_rows(), 0))
+                save(folder / self.file_name, total, self.epochs_seen, self._last)
 
     def _predict_epoch(self, args: TrainingArguments, state: TrainerState) -> None:
         from jal_trainer.epoch_state import save
-        from jal_trainer.predictions import softmax, trainer_logits
 
         start = time.perf_counter()
-        logits = trainer_logits(self.trainer, self.dataset)
-        probs = softmax(logits).astype(np.float32)
+        probs, logits = self._epoch_pass()
         self.probability_sum = probs if self.probability_sum is None else self.probability_sum + probs
         self._last = probs
         self.epochs_seen += 1
         if self.save and state.is_world_process_zero:
-            save(self._dir(args) / EPOCH_PROBABILITIES, self.probability_sum, self.epochs_seen, probs)
+            save(self._dir(args) / self.file_name, self.probability_sum, self.epochs_seen, probs)
         self._record_epoch(logits, args, state, seconds=time.perf_counter() - start)
+
+    def _epoch_pass(self) -> tuple[np.ndarray, np.ndarray]:
+        """((N, K) float32 probabilities, (N, K) logits) of the current model on the rows; subclasses redefine a row."""
+        from jal_trainer.predictions import softmax, trainer_logits
+
+        logits = trainer_logits(self.trainer, self.dataset)
+        return softmax(logits).astype(np.float32), logits
+
+    def _num_rows(self) -> int:  # rows of the running sum (words for jal_trainer.ner.epoch_words)
+        return len(self.dataset)
 
     def _checkpoint(self, args: TrainingArguments, state: TrainerState) -> Path | None:
         """The checkpoint this run resumed from: as `jal train` set it, else where the Trainer saves them."""

@@ -58,16 +58,36 @@ def labelled_prediction_bar(trainer: Any, desc: str) -> Iterator[None]:
             del callback.on_prediction_step
 
 
+
+@contextmanager
+def in_dataset_order(trainer: Any) -> Iterator[None]:
+    """Make the ``trainer.predict`` calls inside this block return rows in data-set order.
+
+    With ``train_sampling_strategy="group_by_length"`` transformers (5.x, ``Trainer._get_eval_sampler``)
+    also groups the *evaluation* rows by length, so ``predict`` returns them permuted: harmless for
+    a metric, wrong for per-row scores such as label issues. The strategy is switched off for the
+    block (the training sampler, already built, is not touched) and put back after.
+    """
+    strategy = getattr(trainer.args, "train_sampling_strategy", None)
+    if strategy != "group_by_length":
+        yield
+        return
+    trainer.args.train_sampling_strategy = "random"  # for evaluation: SequentialSampler (or the sharded default)
+    try:
+        yield
+    finally:
+        trainer.args.train_sampling_strategy = strategy
+
 def trainer_logits(trainer: Any, dataset: Any, *, desc: str = "Predicting the training set") -> np.ndarray:
     """(N, K) logits of ``trainer.model`` on ``dataset``, in dataset order, gathered over processes.
 
-    Uses ``trainer.predict``: sequential sampler, padding of the last batch dropped, so every
-    process gets all N rows. Its progress bar reads ``desc`` and is cleared when done. Pass the
+    Uses ``trainer.predict``: sequential sampler (also under ``group_by_length``: `in_dataset_order`),
+    padding of the last batch dropped, so every process gets all N rows. Its progress bar reads ``desc`` and is cleared when done. Pass the
     rows without augmentation (e.g.
     ``DeviceImageDataset.without_augmentation()``). (`JALTrainer` starts every evaluation loop
     from zero, so this pass does not leak into the loss parts of the next logged evaluation.)
     """
-    with labelled_prediction_bar(trainer, desc):
+    with labelled_prediction_bar(trainer, desc), in_dataset_order(trainer):
         output = trainer.predict(dataset, metric_key_prefix="label_issues")
     if output.predictions is None:
         raise ValueError("trainer.predict returned no logits: set prediction_loss_only=False in the arguments.")
@@ -141,4 +161,4 @@ def _is_numeric(feature: Any) -> bool:
     return dtype is not None and dtype not in ("string", "large_string", "binary", "large_binary")
 
 
-__all__ = ["labelled_prediction_bar", "model_logits", "softmax", "trainer_logits"]
+__all__ = ["in_dataset_order", "labelled_prediction_bar", "model_logits", "softmax", "trainer_logits"]

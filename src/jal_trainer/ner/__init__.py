@@ -9,7 +9,8 @@
   dispatches here), including real noise from a column of tag sequences;
 * `jal_trainer.data.conll`: CoNLL two-column files; `jal_trainer.ner.align`: word tags to
   sub-tokens with ``word_ids()``; `jal_trainer.ner.metrics`: seqeval entity F1, offline;
-* `jal_trainer.ner.issues`: token and span label issues; `jal_trainer.ner.card`: the model card;
+* `jal_trainer.ner.issues`: token and span label issues, scored by `jal train` with the epoch-mean
+  word probabilities of `jal_trainer.ner.epoch_words`; `jal_trainer.ner.card`: the model card;
 * `jal_trainer.ner.train`: ``jal train`` with ``task: token-classification``.
 
 Example:

@@ -61,7 +61,7 @@ def span_quality(flagged: list[set], given: list[set], clean: list[set]) -> dict
 def find_token_label_issues(
     probs: Sequence[np.ndarray], given: Sequence[Sequence[str]], names: Sequence[str], *,
     clean: Sequence[Sequence[str]] | None = None, tokens: Sequence[Sequence[str]] | None = None,
-    rule: str = "class-balanced",
+    rule: str = "class-balanced", source: str = "final model, each word's first sub-token",
 ) -> dict[str, Any]:
     """Flag tokens and spans; the ``label_issues.json`` content of a token run.
 
@@ -71,9 +71,10 @@ def find_token_label_issues(
         given: the training tags per sentence (strings). names: the tag set, index order of ``K``.
         clean: the clean tags, to measure the issues against. tokens: the words, to show them.
         rule: a rule of `jal_trainer.label_issues.RULES`.
+        source: what ``probs`` are, written as the ``probabilities`` field (e.g. the epoch mean).
 
     Returns:
-        ``{"rule", "num_tokens", "num_flagged_tokens", "num_flagged_spans", "report", "sentences"}``;
+        ``{"rule", "probabilities", "num_tokens", "num_flagged_tokens", "num_flagged_spans", "report", "sentences"}``;
         ``sentences`` lists each sentence with an issue: ``index``, flagged ``tokens`` (``word``,
         ``text``, ``given``, ``predicted``, ``score``) and ``spans`` (``start``, ``end``, ``type``).
     """
@@ -113,7 +114,7 @@ def find_token_label_issues(
             "token_recall": tp / int(wrong.sum()) if wrong.any() else 0.0,
             **span_quality(flagged_spans, given_spans, [entity_spans(list(c)) for c in clean]),
         }
-    return {"rule": rule, "probabilities": "final model, each word's first sub-token", "num_tokens": int(len(labels)),
+    return {"rule": rule, "probabilities": source, "num_tokens": int(len(labels)),
             "num_flagged_tokens": int(flags.sum()), "num_flagged_spans": int(sum(map(len, flagged_spans))),
             "report": report, "sentences": sentences}
 

@@ -12,8 +12,8 @@ Same recipe fields and run folder as the sequence task, read for tokens:
 
 The run folder holds the model, ``recipe.yaml``, ``versions.json``, ``noise_report.json`` (token-
 and entity-level), ``metrics.json`` (``test_f1``, ``test_precision``, ``test_recall`` of entities on
-the clean test tags, and token ``test_accuracy``), ``label_issues.json`` and a model card
-``README.md``.
+the clean test tags, and token ``test_accuracy``), ``label_issues.json`` (scored with the mean over
+epochs of the word probabilities, kept in ``epoch_word_probabilities.npz``) and a model card ``README.md``.
 
 Example:
     $ jal train --config ner/noisebench-crowd
@@ -160,11 +160,12 @@ def run_token(data: Any, model_args: Any, args: JALConfig) -> dict[str, float]:
     model = AutoModelForTokenClassification.from_pretrained(
         source, num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
         ignore_mismatched_sizes=True)
+    callbacks = _callbacks(data, aligned["train"], dataset["train"])
     trainer = JALTrainer(
         model=model, args=args, train_dataset=aligned["train"].select_columns(keep["train"]),
         eval_dataset=aligned["test"].select_columns(keep["test"]),
         data_collator=DataCollatorForTokenClassification(tokenizer), compute_metrics=compute_metrics_fn(names),
-        processing_class=tokenizer,
+        processing_class=tokenizer, callbacks=callbacks,
     )
     train_output = trainer.train()
     metrics = trainer.evaluate(metric_key_prefix="test")
@@ -172,24 +173,45 @@ def run_token(data: Any, model_args: Any, args: JALConfig) -> dict[str, float]:
     result["train_runtime"] = train_output.metrics.get("train_runtime")
     issues = None
     if data.find_label_issues:
-        issues = _label_issues(trainer, aligned["train"], dataset["train"], names, keep["train"])
+        issues = _label_issues(trainer, aligned["train"], dataset["train"], names, keep["train"], callbacks)
     if trainer.is_world_process_zero():
         _write_run(trainer, data, model_args, args, result, report, issues)
     return result
 
 
-def _label_issues(trainer: Any, aligned: Any, words: Any, names: list[str], columns: list[str]) -> dict[str, Any]:
-    """Token and span label issues of the training set from the final model's word probabilities."""
-    from jal_trainer.ner.align import word_predictions
-    from jal_trainer.ner.issues import find_token_label_issues
+def _callbacks(data: Any, aligned: Any, words: Any) -> list[Any]:
+    """The epoch-mean word probabilities behind the label issues (one forward pass over the training set per epoch)."""
+    from jal_trainer.ner.epoch_words import EpochWordProbabilitiesCallback
 
-    logits = trainer.predict(aligned.select_columns(columns)).predictions
-    index = aligned.with_format("numpy", columns=["word_index"])
-    lengths = [len(t) for t in words["tokens"]]
-    probs = word_predictions(logits, [index[i]["word_index"] for i in range(len(aligned))], lengths)
+    if not data.find_label_issues:
+        return []
+    return [EpochWordProbabilitiesCallback(aligned, [len(t) for t in words["tokens"]])]
+
+
+def _label_issues(trainer: Any, aligned: Any, words: Any, names: list[str], columns: list[str],
+                  callbacks: list[Any]) -> dict[str, Any]:
+    """Token and span label issues of the training set, from the epoch-mean word probabilities when kept.
+
+    The final model has memorised most wrong tags after a long schedule; the mean over epochs has
+    not (recipes/results/ner_token_issues_epoch_mean.md). Without a finished epoch: the final model.
+    """
+    from jal_trainer.ner.align import word_predictions
+    from jal_trainer.ner.epoch_words import word_indices
+    from jal_trainer.ner.issues import find_token_label_issues
+    from jal_trainer.predictions import in_dataset_order
+
+    epochs = next((c for c in callbacks if getattr(c, "epochs_seen", 0) and hasattr(c, "word_mean")), None)
+    if epochs is not None:
+        probs = epochs.word_mean()
+        source = f"epoch mean over {epochs.epochs_seen} epochs, each word's first sub-token"
+    else:
+        with in_dataset_order(trainer):  # group_by_length would return the sentences permuted
+            logits = trainer.predict(aligned.select_columns(columns)).predictions
+        probs = word_predictions(logits, word_indices(aligned), [len(t) for t in words["tokens"]])
+        source = "final model, each word's first sub-token"
     given = read_tags(words, TAGS, names)
     clean = read_tags(words, CLEAN_LABEL_COLUMN, names) if CLEAN_LABEL_COLUMN in words.column_names else None
-    return find_token_label_issues(probs, given, names, clean=clean, tokens=words["tokens"])
+    return find_token_label_issues(probs, given, names, clean=clean, tokens=words["tokens"], source=source)
 
 
 def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: dict[str, float], report: Any,
