@@ -61,13 +61,17 @@ def one_run(variant: str, loss: str, seed: int, opts: argparse.Namespace) -> dic
         metrics = json.loads((Path(out) / "metrics.json").read_text())
         noise = json.loads((Path(out) / "noise_report.json").read_text())
         issues_path = Path(out) / "label_issues.json"
-        issues = json.loads(issues_path.read_text())["report"] if issues_path.is_file() else None
+        issues_file = json.loads(issues_path.read_text()) if issues_path.is_file() else None
+        issues = issues_file["report"] if issues_file else None
     return {
         "dataset": "noisebench", "noise_type": variant, "loss": loss, "seed": seed,
         "test_f1": metrics["test_f1"], "test_precision": metrics["test_precision"],
         "test_recall": metrics["test_recall"], "test_token_accuracy": metrics["test_accuracy"],
         "entity_noise": noise["entity_noise"], "token_noise": noise["token_noise"],
         "num_train_sentences": noise["num_sentences"], "label_issues": issues,
+        # which probabilities scored them ("epoch mean over 15 epochs, ..."); runs without this field scored
+        # predictions that group_by_length had permuted (fixed 2026-11-30) and are left out of the issue columns
+        "label_issue_probabilities": issues_file.get("probabilities") if issues_file else None,
         "seconds": round(time.time() - start, 1), "argv": ["jal", *argv[3:]],
     }
 
@@ -115,7 +119,8 @@ def _issue_means(cell: list[dict]) -> dict[str, float | None]:
     """Mean over seeds of the token label issues' quality (token AUROC/AUPRC, span precision/recall)."""
     out = {}
     for key in ("token_auroc", "token_auprc", "span_precision", "span_recall"):
-        values = [r["label_issues"][key] for r in cell if r.get("label_issues") and r["label_issues"].get(key) is not None]
+        values = [r["label_issues"][key] for r in cell
+                  if r.get("label_issue_probabilities") and r["label_issues"].get(key) is not None]
         out[key] = round(sum(values) / len(values), 4) if values else None
     return out
 
@@ -174,10 +179,13 @@ def aggregate(opts: argparse.Namespace) -> None:
              "seed).", "",
              f"Hardware: {meta['hardware']}; {meta['platform']}; versions {meta.get('versions')}.", "",
              f"Command: `{meta['command']}`, then `python recipes/bench_ner.py aggregate`.", "",
-             "Label issues (the last four columns, mean over seeds): each run flags the training tags its final "
-             "model disagrees with (`find_token_label_issues`, class-balanced rule), scored against the clean tags: "
+             "Label issues (the last four columns, mean over seeds): each run flags the training tags that the mean "
+             "over epochs of its word probabilities disagrees with (`find_token_label_issues`, class-balanced rule), "
+             "scored against the clean tags: "
              "token AUROC / AUPRC of the score, and precision / recall of the flagged entity spans for \"this span "
-             "is not a clean entity\". Flagging every span would give a precision near the entity noise.", "",
+             "is not a clean entity\". Flagging every span would give a precision near the entity noise. \"-\": runs "
+             "finished before 2026-11-30 scored predictions that `group_by_length` had permuted (fixed), so their "
+             "issue columns are left out; see `ner_token_issues_epoch_mean.md` for the corrected measurement.", "",
              "| dataset | noise_type | entity noise (subset / full) | loss | n_seeds | mean_f1 | std_f1 "
              "| token AUROC | token AUPRC | span precision | span recall |",
              "|:--|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|"]
