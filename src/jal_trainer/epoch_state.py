@@ -17,8 +17,6 @@ float32, the latest epoch's probabilities, when known.
 
 Example:
     >>> from transformers import TrainerState
-
-from jal_trainer.atomic import atomic_target
     >>> completed_epochs(TrainerState(epoch=3.0)), completed_epochs(TrainerState(epoch=2.5))
     ((3, True), (2, False))
 """

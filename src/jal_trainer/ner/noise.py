@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from jal_trainer.ner.tags import OUTSIDE, Span, entity_spans, span_scores, spans_to_tags
+from jal_trainer.ner.tags import Span, entity_spans, span_scores, spans_to_tags
 
 #: The kinds of entity error and their default share of the events.
 ENTITY_ERRORS: dict[str, float] = {"type": 0.25, "boundary": 0.25, "missed": 0.25, "spurious": 0.25}
