@@ -284,3 +284,32 @@ def test_the_training_set_pass_draws_a_labelled_bar_that_is_cleared(tmp_path: Pa
     assert len(passes) == 2  # one per epoch, each its own bar
     assert all(kwargs["leave"] is False and bar.n == bar.total == 2 for kwargs, bar in passes)  # 64 rows / 32
     assert "Predicting the training set" in capsys.readouterr().err
+
+
+def test_the_epoch_probability_pass_leaves_training_unchanged(tmp_path: Path) -> None:
+    """Same weights with or without `EpochProbabilitiesCallback` for a model WITH dropout.
+
+    The pass's DataLoader draws a seed from the global generator; without the saved and restored
+    random state, `find_label_issues: true` changed the dropout masks of every later step.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    rng = np.random.default_rng(0)
+    rows = Dataset.from_dict({"input_ids": rng.integers(1, 30, (24, 6)).tolist(), "labels": rng.integers(0, 3, 24).tolist()})
+
+    def weights(callbacks: list) -> dict:
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(BertConfig(vocab_size=32, hidden_size=16, num_hidden_layers=1,
+                                                         num_attention_heads=2, intermediate_size=32, num_labels=3,
+                                                         hidden_dropout_prob=0.3))
+        args = JALConfig(output_dir=str(tmp_path / str(len(callbacks))), loss_type="ce", num_train_epochs=3,
+                         per_device_train_batch_size=8, learning_rate=5e-2, report_to="none", save_strategy="no",
+                         use_cpu=True, disable_tqdm=True, seed=0)
+        trainer = JALTrainer(model=model, args=args, train_dataset=rows, callbacks=callbacks)
+        trainer.train()
+        return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    callback = EpochProbabilitiesCallback(rows)
+    plain, watched = weights([]), weights([callback])
+    assert callback.epochs_seen == 3
+    assert all(torch.equal(plain[k], watched[k]) for k in plain)

@@ -209,9 +209,10 @@ class EpochProbabilitiesCallback(TrainerCallback):
 
     def _epoch_pass(self) -> tuple[np.ndarray, np.ndarray]:
         """((N, K) float32 probabilities, (N, K) logits) of the current model on the rows; subclasses redefine a row."""
-        from jal_trainer.predictions import softmax, trainer_logits
+        from jal_trainer.predictions import same_random_state, softmax, trainer_logits
 
-        logits = trainer_logits(self.trainer, self.dataset)
+        with same_random_state():  # the pass's DataLoader draws a seed: dropout and shuffling must not see it
+            logits = trainer_logits(self.trainer, self.dataset)
         return softmax(logits).astype(np.float32), logits
 
     def _num_rows(self) -> int:  # rows of the running sum (words for jal_trainer.ner.epoch_words)

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,21 @@ def labelled_prediction_bar(trainer: Any, desc: str) -> Iterator[None]:
         for callback in progress:
             del callback.on_prediction_step
 
+
+
+@contextmanager
+def same_random_state() -> Iterator[None]:
+    """Run a block and put the Python, NumPy and torch (CPU and CUDA) generators back as they were."""
+    import torch
+
+    python, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python)
+            np.random.set_state(numpy_state)
 
 
 @contextmanager

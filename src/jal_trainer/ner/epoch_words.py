@@ -31,34 +31,18 @@ Example:
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from jal_trainer.callbacks import EpochProbabilitiesCallback
+from jal_trainer.predictions import same_random_state  # noqa: F401  (re-exported)
 
 EPOCH_WORD_PROBABILITIES = "epoch_word_probabilities.npz"
 # what the model reads; `labels` is left out so that the pass computes no loss and no training-set metrics
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-@contextmanager
-def same_random_state() -> Iterator[None]:
-    """Run a block and put the Python, NumPy and torch (CPU and CUDA) generators back as they were."""
-    import torch
-
-    python, numpy_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        try:
-            yield
-        finally:
-            random.setstate(python)
-            np.random.set_state(numpy_state)
 
 
 def word_indices(aligned: Any) -> list[np.ndarray]:
