@@ -323,6 +323,7 @@ def provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions: 
         (f"- Hardware: {hw['cpu']}, {hw['cores']} cores, no GPU ({hw['os']}); shared with other jobs, so times are "
          "contended." if hw["gpu"] == "none" else
          f"- Hardware: one {hw['gpu']}, {hw['cpu']}, {hw['cores']} cores ({hw['os']})."),
+        *gpu_runs_line(runs),
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform") + ".",
         (f"- Wall time of the grid: {wall / 60:.1f} min over {len(sessions)} session(s) "
          f"({', '.join(str(s.get('workers')) + 'x' + str(s.get('threads')) for s in sessions)} workers x threads); "
@@ -331,6 +332,18 @@ def provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions: 
         "",
     ]
     return lines
+
+
+def gpu_runs_line(runs: list[dict[str, Any]]) -> list[str]:
+    """A bullet saying how many runs trained on which GPU (runs record ``device``), if any did."""
+    gpus: dict[str, int] = {}
+    for run in runs:
+        if str(run.get("device", "cpu")).startswith("cuda"):
+            gpus[run["device"][len("cuda: "):]] = gpus.get(run["device"][len("cuda: "):], 0) + 1
+    if not gpus:
+        return []
+    return ["- On a GPU: " + ", ".join(f"{n} runs on one {name}" for name, n in gpus.items())
+            + f"; the other {len(runs) - sum(gpus.values())} on the CPU of the line above."]
 
 
 def python_command(command: str) -> str:

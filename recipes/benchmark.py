@@ -80,12 +80,22 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "epochs": metrics.get("test_epoch"), "train_seconds": metrics.get("train_runtime"),
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv], "metrics": metrics,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": run_device(spec.argv), **extra,
     }
     if spec.mode:
         record["regime"] = spec.mode
     write_json(Path(out_path), record)
     return record
+
+
+def run_device(argv: list[str] | tuple[str, ...]) -> str:
+    """Where a run trained: ``"cpu"``, or ``"cuda: <name>"`` (the Trainer takes the GPU unless ``--use_cpu``)."""
+    import torch
+
+    settings = dict(zip(argv, argv[1:]))
+    if torch.cuda.is_available() and str(settings.get("--use_cpu", "false")).lower() != "true":
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return "cpu"
 
 
 def _run_clean_cell(spec: RunSpec, out_path: str) -> dict[str, Any]:
@@ -104,7 +114,8 @@ def _run_clean_cell(spec: RunSpec, out_path: str) -> dict[str, Any]:
         "min_a": report.get("min_a"), "num_train": report.get("num_samples"),
         "argv": ["jal", "train", *spec.argv, "--find_label_issues", "true", "&&", "jal", "clean", "<run>",
                  "--action", cell["action"]], "metrics": metrics,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), **bench_clean.cell_record(cell),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "device": run_device(spec.argv),
+        **bench_clean.cell_record(cell),
     }
     if spec.mode:
         record["regime"] = spec.mode

@@ -39,3 +39,15 @@ def test_runs_of_a_mode_live_in_their_own_folder() -> None:
     assert all(s.relpath.startswith("finetune/") for s in tuned)
     assert all("--train_subset" not in s.argv or s.argv[s.argv.index("--train_subset") + 1] == "2000" for s in tuned)
     assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto", "ce+clean", "jal-ce+clean"}
+
+
+def test_gpu_runs_are_counted_apart_from_cpu_runs() -> None:
+    import bench_report
+
+    runs = [run("finetune", "ce", s, 0.7) for s in range(3)]
+    assert bench_report.gpu_runs_line(runs) == []  # CPU-only grids say nothing more
+    runs[0]["device"] = "cuda: NVIDIA H200"
+    runs[1]["device"] = "cpu"
+    line = bench_report.gpu_runs_line(runs)
+    assert line == ["- On a GPU: 1 runs on one NVIDIA H200; the other 2 on the CPU of the line above."]
+    assert benchmark.run_device(["--use_cpu", "true"]) == "cpu"
