@@ -24,6 +24,7 @@ from transformers import PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from ._initialization import init_vision_weights
+from ._vision_io import check_pixel_values, classifier_output
 
 RESNET_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
@@ -140,15 +141,9 @@ class CifarResNetForImageClassification(PreTrainedModel):
         self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: Any
     ) -> ImageClassifierOutput:
         """Logits (batch, num_labels) for images (batch, C, H, W); CE loss when labels are given."""
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(
-                f"pixel_values must be (batch, {self.config.num_channels}, H, W), got {tuple(pixel_values.shape)}; "
-                "collate images with jal_trainer.data.ImageCollator or set num_channels in the config."
-            )
+        check_pixel_values(pixel_values, self.config.num_channels)
         hidden = self.stages(self.stem(pixel_values))
-        logits = self.classifier(hidden.mean(dim=(2, 3)))
-        loss = F.cross_entropy(logits, labels.long()) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits)
+        return classifier_output(self.classifier(hidden.mean(dim=(2, 3))), labels)
 
 
 __all__ = ["CifarResNetConfig", "CifarResNetForImageClassification", "RESNET_DEPTHS"]
