@@ -21,10 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
 
-from ._initialization import init_vision_weights
-from ._vision_io import check_pixel_values, classifier_output
+from ._classifier import VisionClassifierMixin
 
 RESNET_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
@@ -96,7 +94,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class CifarResNetForImageClassification(PreTrainedModel):
+class CifarResNetForImageClassification(VisionClassifierMixin, PreTrainedModel):
     """ResNet with the CIFAR stem and a linear classification head.
 
     ``forward(pixel_values)`` takes normalised float images (batch, num_channels, H, W) and
@@ -134,16 +132,10 @@ class CifarResNetForImageClassification(PreTrainedModel):
         self.classifier = nn.Linear(width, config.num_labels)
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        init_vision_weights(module)
-
-    def forward(
-        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: Any
-    ) -> ImageClassifierOutput:
-        """Logits (batch, num_labels) for images (batch, C, H, W); CE loss when labels are given."""
-        check_pixel_values(pixel_values, self.config.num_channels)
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(batch, num_labels) logits; `VisionClassifierMixin.forward` checks the images and adds the loss."""
         hidden = self.stages(self.stem(pixel_values))
-        return classifier_output(self.classifier(hidden.mean(dim=(2, 3))), labels)
+        return self.classifier(hidden.mean(dim=(2, 3)))
 
 
 __all__ = ["CifarResNetConfig", "CifarResNetForImageClassification", "RESNET_DEPTHS"]
