@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from hub_run import MINILM, train_run
-
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The run folder, trainer, metrics and training set of one tiny training, shared by the hub test modules."""
+    from hub_run import MINILM, train_run  # here, not at the top: other test sessions need not import the Hub stack
+
     if not MINILM.is_dir():
         pytest.skip(f"needs the MiniLM tokenizer at {MINILM}")
     return train_run(tmp_path_factory.mktemp("runs") / "trec-sym25-jal-ce")
