@@ -8,8 +8,11 @@ logged loss to the JSON file named on the command line.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -108,6 +111,24 @@ def plain_trainer_on_bert(batch_size: int, accumulation: int) -> dict[str, Any]:
     from transformers import Trainer
 
     return train_one_step(batch_size, accumulation, trainer_cls=Trainer, model=tiny_bert(), dataset=token_dataset())
+
+
+def max_weight_diff(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Largest absolute difference between two ``{name: nested list}`` weight records of one model."""
+    return max((torch.tensor(a[k]) - torch.tensor(b[k])).abs().max().item() for k in a)
+
+
+def run_two_processes(script: Path, out: Path, port: int) -> Any:
+    """Run ``script out`` under ``torchrun --nproc_per_node 2`` (gloo, one thread each); the JSON rank 0 wrote.
+
+    Each caller passes its own ``port`` so that two such tests never share a rendezvous.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           str(script), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +25,9 @@ from jal_trainer.label_issues import (
     with_columns,
 )
 
+sys.path.insert(0, str(Path(__file__).parent))
+from known_noise import known_noise_probs  # noqa: E402
+
 
 def noisy_problem(n: int = 600, k: int = 4, noise: float = 0.3, seed: int = 0):
     """Probabilities of an ideal model that predicts the true class with confidence 0.7 +- noise.
@@ -30,14 +36,7 @@ def noisy_problem(n: int = 600, k: int = 4, noise: float = 0.3, seed: int = 0):
     right answer of every rule is known: the wrong labels are exactly the rows where the given
     label is not the argmax.
     """
-    rng = np.random.default_rng(seed)
-    clean = rng.integers(0, k, n)
-    conf = rng.uniform(0.55, 0.85, n)
-    probs = np.tile(((1 - conf) / (k - 1))[:, None], (1, k))
-    probs[np.arange(n), clean] = conf
-    wrong = rng.random(n) < noise
-    labels = np.where(wrong, (clean + rng.integers(1, k, n)) % k, clean)
-    return probs, labels, clean, wrong
+    return known_noise_probs(np.random.default_rng(seed), n, k, noise, confidence=(0.55, 0.85))
 
 
 def test_score_is_the_class_normalised_shortfall_of_the_given_label() -> None:

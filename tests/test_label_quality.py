@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
@@ -16,6 +19,9 @@ from jal_trainer.label_quality import (
     quality_report,
     rank_report,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from known_noise import known_noise_probs  # noqa: E402
 
 
 def test_rank_metrics_match_scikit_learn_with_ties() -> None:
@@ -54,12 +60,7 @@ def test_flag_everything_is_the_floor_of_a_real_flagging() -> None:
 def known_noise_dataset(n: int = 400, k: int = 3, noise: float = 0.25, seed: int = 0):
     """Probabilities of a model that knows the true class (p = 0.6-0.9 on it), labels with known wrong rows."""
     rng = np.random.default_rng(seed)
-    clean = rng.integers(0, k, n)
-    conf = rng.uniform(0.6, 0.9, n)
-    probs = np.tile(((1 - conf) / (k - 1))[:, None], (1, k))
-    probs[np.arange(n), clean] = conf
-    wrong = rng.random(n) < noise
-    labels = np.where(wrong, (clean + rng.integers(1, k, n)) % k, clean)
+    probs, labels, clean, wrong = known_noise_probs(rng, n, k, noise, confidence=(0.6, 0.9))
     names = ClassLabel(names=[f"c{i}" for i in range(k)])
     data = Dataset.from_dict({"x": rng.normal(size=n), "label": labels, "clean_label": clean},
                              features=Features({"x": Value("float32"), "label": names, "clean_label": names}))

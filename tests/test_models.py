@@ -151,7 +151,7 @@ def test_hub_code_is_saved_beside_the_weights(tmp_path: Path) -> None:
         "AutoConfig": "resnet.CifarResNetConfig",
         "AutoModelForImageClassification": "resnet.CifarResNetForImageClassification",
     }
-    for code in ("resnet.py", "_initialization.py"):
+    for code in ("resnet.py", "_classifier.py", "_initialization.py"):
         imports = [line for line in (tmp_path / code).read_text().splitlines() if line.startswith(("import", "from"))]
         # Only torch, transformers and relative siblings: loadable with trust_remote_code alone.
         assert imports and all(

@@ -6,8 +6,6 @@ All data are invented words written into tmp_path; no corpus text is used.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,11 +21,8 @@ from jal_trainer.noisy_datasets import add_label_noise, noise_report
 from jal_trainer.recipes import RECIPES_DIR
 
 sys.path.insert(0, str(Path(__file__).parent))
-from token_runs import TAGS, WORDS, tiny_token_bert, tiny_tokenizer, token_step, write_conll  # noqa: E402
-
-
-def max_weight_diff(a: dict, b: dict) -> float:
-    return max((torch.tensor(a[k]) - torch.tensor(b[k])).abs().max().item() for k in a)
+from exactness_runs import max_weight_diff, run_two_processes  # noqa: E402
+from token_runs import WORDS, tiny_token_bert, tiny_tokenizer, token_step, write_conll  # noqa: E402
 
 
 # ---- losses and the trainer on (N, L, K) logits ------------------------------------------------
@@ -71,14 +66,7 @@ def test_token_accumulation_gives_the_same_update(token_reference: dict) -> None
 @pytest.mark.slow
 def test_token_two_processes_give_the_same_update(token_reference: dict, tmp_path: Path) -> None:
     """Batch 2 x 2 accumulation steps x 2 processes (torchrun, gloo) equals batch 8."""
-    out = tmp_path / "rank0.json"
-    script = Path(__file__).parent / "token_runs.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29523",
-           str(script), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = run_two_processes(Path(__file__).parent / "token_runs.py", tmp_path / "rank0.json", port=29523)
     assert result["world_size"] == 2
     assert max_weight_diff(token_reference["weights"], result["weights"]) <= 1e-6
     assert result["loss"] == pytest.approx(token_reference["loss"], rel=1e-6)

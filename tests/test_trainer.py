@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -21,15 +18,13 @@ from exactness_runs import (  # noqa: E402
     NUM_CLASSES,
     make_dataset,
     make_model,
+    max_weight_diff,
     plain_trainer_on_bert,
+    run_two_processes,
     tiny_bert,
     token_dataset,
     train_one_step,
 )
-
-
-def max_weight_diff(a: dict, b: dict) -> float:
-    return max((torch.tensor(a[k]) - torch.tensor(b[k])).abs().max().item() for k in a)
 
 
 @pytest.fixture(scope="module")
@@ -57,14 +52,7 @@ def test_accumulation_gives_the_same_update(reference_run: dict) -> None:
 @pytest.mark.slow
 def test_two_processes_give_the_same_update(reference_run: dict, tmp_path: Path) -> None:
     """(c) batch 2 x 2 accumulation steps x 2 processes (torchrun, gloo) equals (a)."""
-    out = tmp_path / "rank0.json"
-    script = Path(__file__).parent / "exactness_runs.py"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           str(script), str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results = run_two_processes(Path(__file__).parent / "exactness_runs.py", tmp_path / "rank0.json", port=29517)
     result = results["jal"]
     assert result["world_size"] == 2
     assert max_weight_diff(reference_run["weights"], result["weights"]) <= 1e-6

@@ -83,7 +83,38 @@ def _stack_pixels(values: Sequence[Any]) -> torch.Tensor:
     return torch.from_numpy(np.stack([np.asarray(v) for v in values]))
 
 
-class ImageCollator:
+class _Augmenting:
+    """The augmentation and normalisation settings that :class:`ImageCollator` and
+    :class:`DeviceImageDataset` share, and the augmentation of a batch with them."""
+
+    augment: bool
+    device: torch.device
+
+    def _set_augmentation(
+        self,
+        augment: bool,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+        crop_padding: int,
+        flip: bool,
+        seed: int | None,
+        device: str | torch.device | None,
+    ) -> None:
+        if (mean is None) != (std is None):
+            raise ValueError("pass both mean and std (or neither); see jal_trainer.data.image_stats.")
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.augment, self.mean, self.std = augment, mean, std
+        self.crop_padding, self.flip = crop_padding, flip
+        self._rng = _SeededGenerator(seed)
+
+    def _augmented(self, images: torch.Tensor) -> torch.Tensor:
+        """Random crop and flip of (B, C, H, W) images, drawn from this object's seeded generator."""
+        return augment_images(
+            images, crop_padding=self.crop_padding, flip=self.flip, generator=self._rng.get(self.device)
+        )
+
+
+class ImageCollator(_Augmenting):
     """Collate rows ``{pixel_values, label, ...}`` into a batch for an image classifier.
 
     Returns ``pixel_values`` float32 (B, C, H, W), normalised, augmented when ``augment`` is
@@ -115,15 +146,10 @@ class ImageCollator:
         device: str | torch.device | None = None,
         label_column: str = "label",
     ) -> None:
-        if (mean is None) != (std is None):
-            raise ValueError("pass both mean and std (or neither); see jal_trainer.data.image_stats.")
+        self._set_augmentation(augment, mean, std, crop_padding, flip, seed, device)
         if crop_padding < 0:
             raise ValueError(f"crop_padding must be >= 0, got {crop_padding}.")
-        self.augment, self.mean, self.std = augment, mean, std
-        self.crop_padding, self.flip = crop_padding, flip
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.label_column = label_column
-        self._rng = _SeededGenerator(seed)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, torch.Tensor]:
         if not rows:
@@ -132,8 +158,7 @@ class ImageCollator:
             raise ValueError(f"rows need a {PIXELS!r} entry, got keys {list(rows[0])}; load an image data set.")
         images = _stack_pixels([r[PIXELS] for r in rows]).to(self.device)
         if self.augment:
-            generator = self._rng.get(self.device)
-            images = augment_images(images, crop_padding=self.crop_padding, flip=self.flip, generator=generator)
+            images = self._augmented(images)
         batch = {PIXELS: normalize(images, self.mean, self.std)}
         label_key = self.label_column if self.label_column in rows[0] else "labels"
         for key in rows[0]:
@@ -195,7 +220,7 @@ def _scalar_columns(dataset: datasets.Dataset, skip: Sequence[str]) -> list[str]
     return keep
 
 
-class DeviceImageDataset(torch.utils.data.Dataset):
+class DeviceImageDataset(_Augmenting, torch.utils.data.Dataset):
     """A split held as tensors on one device; batches are gathered and augmented there.
 
     Map-style: ``len(ds)`` rows, ``ds[i]`` is a :class:`DeviceRow`; give the Trainer
@@ -237,19 +262,14 @@ class DeviceImageDataset(torch.utils.data.Dataset):
         columns: Sequence[str] | None = None,
         channels_last: bool = False,
     ) -> None:
-        if (mean is None) != (std is None):
-            raise ValueError("pass both mean and std (or neither); see jal_trainer.data.image_stats.")
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self._set_augmentation(augment, mean, std, crop_padding, flip, seed, device)
         self.dataset = dataset  # the source split, for code that reads its columns (noise checks, callbacks)
-        self.augment, self.mean, self.std = augment, mean, std
         self.channels_last = channels_last
         # Made once on the device: a tensor built from a Python list per batch would be a
         # host-to-device copy that waits for the GPU's queue at every step.
         self._mean_std = (
             None if mean is None else (_on_device(mean, self.device), _on_device(std, self.device))
         )
-        self.crop_padding, self.flip = crop_padding, flip
-        self._rng = _SeededGenerator(seed)
         self.images = torch.from_numpy(image_array(dataset)).to(self.device)
         names = list(columns) if columns is not None else _scalar_columns(dataset, skip=[PIXELS])
         missing = [c for c in names if c not in dataset.column_names]
@@ -285,9 +305,7 @@ class DeviceImageDataset(torch.utils.data.Dataset):
         idx = _indices_on(indices, self.device)
         images = self.images.index_select(0, idx)
         if self.augment:
-            images = augment_images(
-                images, crop_padding=self.crop_padding, flip=self.flip, generator=self._rng.get(self.device)
-            )
+            images = self._augmented(images)
         pixels = normalize(images, *(self._mean_std or (None, None)))
         if self.channels_last:
             pixels = pixels.contiguous(memory_format=torch.channels_last)

@@ -114,7 +114,7 @@ def _select(ds: datasets.Dataset, split: str, data: Any, inputs: list[str]) -> d
 
 def _to_pixels(ds: datasets.Dataset, column: str, split: str) -> datasets.Dataset:
     """Images as uint8 ``pixel_values`` (C, H, W) of one square size (the models' input)."""
-    from jal_trainer.data.vision import _image_column_to_pixels
+    from jal_trainer.data.images import _image_column_to_pixels
 
     if column != "pixel_values":
         if not isinstance(ds.features[column], datasets.Image):

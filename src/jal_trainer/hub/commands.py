@@ -16,11 +16,16 @@ from jal_trainer.hub.render import render_card
 from jal_trainer.hub.run_folder import HubUnavailableError
 
 
+def _run_folder_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A command's parser whose first argument is the run folder of `jal train`."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, allow_abbrev=False)
+    parser.add_argument("output_dir", help="The run folder (the output_dir of `jal train`).")
+    return parser
+
+
 def make_card_parser() -> argparse.ArgumentParser:
     """The ``jal card`` parser."""
-    parser = argparse.ArgumentParser(prog="jal card", description="Render the model card of a finished jal train run.",
-                                     allow_abbrev=False)
-    parser.add_argument("output_dir", help="The run folder (the output_dir of `jal train`).")
+    parser = _run_folder_parser("jal card", "Render the model card of a finished jal train run.")
     parser.add_argument("--out", default=None, help="Card path, e.g. model_cards/NAME.md (default: in output_dir).")
     parser.add_argument("--model-name", default=None, help="Name in the card and its model-index (default: folder).")
     parser.add_argument("--repo-id", default=None, help="Hub repo the model is or will be at, for the usage snippet.")
@@ -47,9 +52,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def make_push_parser() -> argparse.ArgumentParser:
     """The ``jal push`` parser."""
-    parser = argparse.ArgumentParser(prog="jal push", description="Push a finished `jal train` run to the Hub.",
-                                     allow_abbrev=False)
-    parser.add_argument("output_dir", help="The run folder (the output_dir of `jal train`).")
+    parser = _run_folder_parser("jal push", "Push a finished `jal train` run to the Hub.")
     parser.add_argument("--repo-id", required=True, help="Model repo on the Hub, user/name (created if missing).")
     parser.add_argument("--token", default=None, help="Write token (default: HF_TOKEN or the `hf auth login` one).")
     parser.add_argument("--private", action="store_true", help="Create the repo private.")

@@ -25,7 +25,7 @@ active value and ``T = sum_k p_k^2``::
 (NCE is the case ``gamma = 0``: ``w = 1``, ``W = K``.) The forward is one softmax and four
 row reductions; the backward writes the gradient in one fresh ``(N, K)`` buffer with three
 elementwise passes. The plain composition materialises and walks back through about ten
-``(N, K)`` tensors. ``tests/test_losses.py`` checks the kernel with
+``(N, K)`` tensors. ``tests/test_losses_parity.py`` checks the kernel with
 ``torch.autograd.gradcheck`` in float64 and against the plain formulas of
 :mod:`jal_trainer.losses.formulas`.
 

@@ -18,42 +18,18 @@ from __future__ import annotations
 
 import difflib
 
+from jal_trainer.losses import combined, single
 from jal_trainer.losses.base import RobustLoss
-from jal_trainer.losses.combined import (
-    ANLCELoss,
-    ANLFLLoss,
-    JALCELoss,
-    JALFLLoss,
-    NCEAELLoss,
-    NCEAGCELoss,
-    NCEAULLoss,
-    NCEMAELoss,
-    NCERCELoss,
-    NFLRCELoss,
-    SCELoss,
-)
-from jal_trainer.losses.single import (
-    AELLoss,
-    AGCELoss,
-    AMSELoss,
-    AULLoss,
-    CELoss,
-    FocalLoss,
-    GCELoss,
-    MAELoss,
-    NCELoss,
-    NFLLoss,
-    NNCELoss,
-    RCELoss,
-)
 
 # Losses whose (passive) term is AMSE: Theorem 4.1 bounds their `a` for a given noise matrix.
 AMSE_LOSSES = ("amse", "jal-ce", "jal-fl")
 
 _CLASSES: tuple[type[RobustLoss], ...] = (
-    CELoss, FocalLoss, MAELoss, RCELoss, GCELoss, SCELoss, NCELoss, NFLLoss, AGCELoss, AULLoss,
-    AELLoss, NNCELoss, AMSELoss, NCEMAELoss, NCERCELoss, NFLRCELoss, NCEAGCELoss, NCEAULLoss,
-    NCEAELLoss, ANLCELoss, ANLFLLoss, JALCELoss, JALFLLoss,
+    single.CELoss, single.FocalLoss, single.MAELoss, single.RCELoss, single.GCELoss, combined.SCELoss,
+    single.NCELoss, single.NFLLoss, single.AGCELoss, single.AULLoss, single.AELLoss, single.NNCELoss,
+    single.AMSELoss, combined.NCEMAELoss, combined.NCERCELoss, combined.NFLRCELoss, combined.NCEAGCELoss,
+    combined.NCEAULLoss, combined.NCEAELLoss, combined.ANLCELoss, combined.ANLFLLoss, combined.JALCELoss,
+    combined.JALFLLoss,
 )  # fmt: skip
 LOSS_CLASSES: dict[str, type[RobustLoss]] = {cls.name: cls for cls in _CLASSES}
 #: Every registry name, in the order of the reference table.

@@ -6,7 +6,7 @@ FC (196 * 4 * 4 = 3136 -> 256) -> BN -> ReLU -> FC (256 -> num_labels). The flat
 ``config.image_size`` (``stage_channels[-1] * (image_size // 8) ** 2``), so the same class runs on
 32x32 CIFAR images and on 8x8 digits (flatten 196).
 
-This file imports only torch, transformers and its sibling ``_initialization.py`` (relatively),
+This file imports only torch, transformers and its siblings ``_classifier.py`` and ``_initialization.py`` (relatively),
 so ``save_pretrained`` can copy the code beside the weights for a Hub upload (see
 :func:`jal_trainer.models.register_for_hub_code`).
 
@@ -26,9 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
 
-from ._initialization import init_vision_weights
+from ._classifier import VisionClassifierMixin
 
 
 class CNN8Config(PreTrainedConfig):
@@ -87,7 +86,7 @@ def _conv_bn_relu(in_channels: int, out_channels: int, bias: bool) -> list[nn.Mo
     ]
 
 
-class CNN8ForImageClassification(PreTrainedModel):
+class CNN8ForImageClassification(VisionClassifierMixin, PreTrainedModel):
     """The paper's 8-layer CNN (6 conv + 2 FC) with a classification head.
 
     ``forward(pixel_values)`` takes normalised float images (batch, num_channels, image_size,
@@ -121,27 +120,15 @@ class CNN8ForImageClassification(PreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        init_vision_weights(module)
-
-    def forward(
-        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: Any
-    ) -> ImageClassifierOutput:
-        """Logits (batch, num_labels) for images (batch, C, H, W); CE loss when labels are given."""
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(
-                f"pixel_values must be (batch, {self.config.num_channels}, H, W), got {tuple(pixel_values.shape)}; "
-                "collate images with jal_trainer.data.ImageCollator or set num_channels in the config."
-            )
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(batch, num_labels) logits; `VisionClassifierMixin.forward` checks the images and adds the loss."""
         hidden = self.features(pixel_values).flatten(1)
         if hidden.shape[1] != self.fc.in_features:
             raise ValueError(
                 f"images of {pixel_values.shape[-2]}x{pixel_values.shape[-1]} pixels give {hidden.shape[1]} features "
                 f"but config.image_size={self.config.image_size} expects {self.fc.in_features}; set image_size."
             )
-        logits = self.classifier(F.relu(self.fc_bn(self.fc(hidden))))
-        loss = F.cross_entropy(logits, labels.long()) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits)
+        return self.classifier(F.relu(self.fc_bn(self.fc(hidden))))
 
 
 __all__ = ["CNN8Config", "CNN8ForImageClassification"]

@@ -21,9 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import PreTrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
 
-from ._initialization import init_vision_weights
+from ._classifier import VisionClassifierMixin
 
 RESNET_DEPTHS = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
 
@@ -95,7 +94,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class CifarResNetForImageClassification(PreTrainedModel):
+class CifarResNetForImageClassification(VisionClassifierMixin, PreTrainedModel):
     """ResNet with the CIFAR stem and a linear classification head.
 
     ``forward(pixel_values)`` takes normalised float images (batch, num_channels, H, W) and
@@ -133,22 +132,10 @@ class CifarResNetForImageClassification(PreTrainedModel):
         self.classifier = nn.Linear(width, config.num_labels)
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:
-        init_vision_weights(module)
-
-    def forward(
-        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: Any
-    ) -> ImageClassifierOutput:
-        """Logits (batch, num_labels) for images (batch, C, H, W); CE loss when labels are given."""
-        if pixel_values.ndim != 4 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(
-                f"pixel_values must be (batch, {self.config.num_channels}, H, W), got {tuple(pixel_values.shape)}; "
-                "collate images with jal_trainer.data.ImageCollator or set num_channels in the config."
-            )
+    def _logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """(batch, num_labels) logits; `VisionClassifierMixin.forward` checks the images and adds the loss."""
         hidden = self.stages(self.stem(pixel_values))
-        logits = self.classifier(hidden.mean(dim=(2, 3)))
-        loss = F.cross_entropy(logits, labels.long()) if labels is not None else None
-        return ImageClassifierOutput(loss=loss, logits=logits)
+        return self.classifier(hidden.mean(dim=(2, 3)))
 
 
 __all__ = ["CifarResNetConfig", "CifarResNetForImageClassification", "RESNET_DEPTHS"]
