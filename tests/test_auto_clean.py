@@ -155,3 +155,34 @@ def test_dropped_rows_avoid_a_last_batch_of_one() -> None:
     kept, held = np.array([0, 2, 3, 5]), np.array([1, 4])
     assert dropped_rows(flags, kept, held, 8).tolist() == [0]
     assert dropped_rows(flags, kept, held, 4).tolist() == [0, 3]  # 5 rows left: the highest-scored kept row goes
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray on two CPUs; this module's model classes travel to the workers by value."""
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.tune")
+    import sys
+
+    from ray import cloudpickle
+
+    module = sys.modules[__name__]
+    cloudpickle.register_pickle_by_value(module)
+    ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+    cloudpickle.unregister_pickle_by_value(module)
+
+
+@pytest.mark.slow
+def test_ray_runs_the_clean_trial_as_optuna_does(tmp_path: Path, ray_session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trial reads no other trial's files: in Ray's workers it flags and scores as in this process."""
+    data, _ = separable()
+    monkeypatch.chdir(tmp_path)
+    records = {}
+    for backend in ("optuna", "ray"):
+        select_loss(Linear, clean_args(tmp_path / backend, auto_backend=backend, auto_storage="shared"), data)
+        records[backend] = json.loads((tmp_path / backend / SELECTION_FILE).read_text())
+        assert records[backend].pop("backend") == backend
+    assert records["ray"] == records["optuna"]
+    assert records["ray"]["candidates"][1]["label"] == "ce+clean" and records["ray"]["candidates"][1]["flagged_rows"] > 0
