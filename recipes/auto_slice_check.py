@@ -139,20 +139,20 @@ def evaluate(captures: Path) -> list[dict[str, Any]]:
 
 
 def evaluate_sets(captures: Path) -> list[dict[str, Any]]:
-    """Replay the current rule (`decide` as shipped) with each of `CANDIDATE_SETS` on every slice that has
-    all of that set's candidates. Regret is against the best of every candidate of `CANDIDATE_SETS`
-    captured for the slice (one reference for every set, so the sets compare)."""
+    """Replay the current rule (`decide` as shipped) with each of `CANDIDATE_SETS` on every slice captured
+    with all of their candidates (the same slices for every set). Regret is against the best of those
+    candidates (one reference for every set, so the sets compare)."""
     import jal_trainer.auto as auto
 
     every = list(dict.fromkeys(c for labels in CANDIDATE_SETS.values() for c in labels))
     rows = []
     for path in sorted(captures.glob("*.npz")):
         z = np.load(path)
-        probs = {c: z[f"p_{c}"] for c in every if f"p_{c}" in z.files}
+        if not all(f"p_{c}" in z.files for c in every):
+            continue
+        probs = {c: z[f"p_{c}"] for c in every}
         clean = {c: float(np.mean(p.argmax(1) == z["clean"])) for c, p in probs.items()}
         for name, labels in CANDIDATE_SETS.items():
-            if not all(c in probs for c in labels):
-                continue
             decided = auto.decide(auto.parse_candidates(labels, "finetune"), {c: probs[c] for c in labels}, {},
                                   z["noisy"], {"seed": 0}, weak_labels=z["weak"] if "weak" in z.files else None)
             chosen = decided.chosen.label
@@ -167,8 +167,8 @@ def report_sets(rows: list[dict[str, Any]]) -> str:
     names = [n for n in CANDIDATE_SETS if any(r["candidate_set"] == n for r in rows)]
     lines = ["## Candidate sets: the detect-then-retrain candidates", "",
              "The shipped rule (confident joint of the candidates' mean, guard 0) with each candidate set, on the "
-             "slices captured with every candidate of the set. Regret: against the best candidate of all sets "
-             "captured for the slice. Every candidate training (each of the two of a `+clean` one) had half a "
+             "same slices (captured with every candidate of every set). Regret: against the best of all those "
+             "candidates on the slice. Every candidate training (each of the two of a `+clean` one) had half a "
              "full training (11.1 of 20 epochs on 90% of the rows).", "",
              "| candidate set | slices | worst regret vs best (pt) | mean regret (pt) | worst vs CE (pt) | "
              "mean clean slice accuracy of the choice (%) |", "|---|---|---|---|---|---|"]
