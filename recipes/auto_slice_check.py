@@ -157,7 +157,8 @@ def evaluate_sets(captures: Path) -> list[dict[str, Any]]:
                                   z["noisy"], {"seed": 0}, weak_labels=z["weak"] if "weak" in z.files else None)
             chosen = decided.chosen.label
             rows.append({"slice": path.stem, "candidate_set": name, "chosen": chosen, "clean_slice_accuracy": clean,
-                         "regret_vs_best": max(clean.values()) - clean[chosen], "gain_vs_ce": clean[chosen] - clean["ce"],
+                         "regret_vs_best": max(clean.values()) - clean[chosen],
+                         "gain_vs_ce": clean[chosen] - clean["ce"],
                          "estimated": {r["label"]: r.get("estimated_clean_accuracy") for r in decided.candidates}})
     return rows
 

@@ -185,4 +185,5 @@ def test_ray_runs_the_clean_trial_as_optuna_does(tmp_path: Path, ray_session, mo
         records[backend] = json.loads((tmp_path / backend / SELECTION_FILE).read_text())
         assert records[backend].pop("backend") == backend
     assert records["ray"] == records["optuna"]
-    assert records["ray"]["candidates"][1]["label"] == "ce+clean" and records["ray"]["candidates"][1]["flagged_rows"] > 0
+    clean_row = records["ray"]["candidates"][1]
+    assert clean_row["label"] == "ce+clean" and clean_row["flagged_rows"] > 0

@@ -245,7 +245,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     kept, held = _holdout(labels, args)
     share = (budget - 1.0) / cost  # of a full training, per candidate training
     schedule = _short_schedule(args, share / (1.0 - len(held) / len(labels)))
-    settings = {"budget_trainings": budget, "candidate_trainings": cost, "candidate_share_of_a_training": round(share, 4),
+    settings = {"budget_trainings": budget, "candidate_trainings": cost,
+                "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
                 "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
     table = {c.label: c for c in candidates}
@@ -257,7 +258,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         probabilities, failures = run_search(model_init, args, table, train_dataset.select(kept),
                                              train_dataset.select(held), data_collator, processing_class, schedule,
                                              scratch, backend)
-        flags = {c.label: read_flags(Path(scratch) / f"{file_name(c.label)}{FLAGS_SUFFIX}") for c in candidates if c.clean}
+        flags = {c.label: read_flags(Path(scratch) / f"{file_name(c.label)}{FLAGS_SUFFIX}")
+                 for c in candidates if c.clean}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for c in candidates:  # a trial that left no file ran where the driver cannot see its folder

@@ -52,14 +52,14 @@ def split_clean(label: str) -> tuple[str, bool]:
         >>> split_clean("ce+clean+clean")
         Traceback (most recent call last):
         ...
-        ValueError: auto: candidate 'ce+clean+clean' repeats +clean; detect-then-retrain is written once, at the end: e.g. 'ce+clean'.
+        ValueError: auto: candidate 'ce+clean+clean' repeats +clean; write it once, at the end: e.g. 'ce+clean'.
     """
     if not label.endswith(CLEAN_SUFFIX):
         return label, False
     base = label[: -len(CLEAN_SUFFIX)]
     if base.endswith(CLEAN_SUFFIX) or CLEAN_SUFFIX + "@" in base:
-        raise ValueError(f"auto: candidate {label!r} repeats {CLEAN_SUFFIX}; detect-then-retrain is written once, at "
-                         "the end: e.g. 'ce+clean'.")
+        raise ValueError(f"auto: candidate {label!r} repeats {CLEAN_SUFFIX}; write it once, at the end: e.g. "
+                         "'ce+clean'.")
     return base, True
 
 
@@ -114,7 +114,8 @@ def train_clean_trial(trainer: Any, train: Any, trial: Any, flags_path: Path) ->
         raise ValueError(f"auto: {trainer.current} flagged every one of its {len(rows)} training rows; nothing is "
                          "left to retrain on.")
     with atomic_target(flags_path) as tmp:
-        np.savez(tmp, trained=trained_flags, slice=slice_flags, trained_scores=trained_scores, slice_scores=slice_scores)
+        np.savez(tmp, trained=trained_flags, slice=slice_flags, trained_scores=trained_scores,
+                 slice_scores=slice_scores)
     trainer.train_dataset = rows.select(np.flatnonzero(~trained_flags))
     try:
         return train(trial=trial)
