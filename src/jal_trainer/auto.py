@@ -52,7 +52,7 @@ import torch
 from transformers.utils import logging
 
 from jal_trainer.atomic import atomic_target
-from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, dropped_rows, read_flags, split_clean
+from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
 from jal_trainer.auto_search import _CandidateTrainer, check_backend, file_name, replace_args, run_search  # noqa: F401
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
@@ -63,7 +63,15 @@ logger = logging.get_logger(__name__)
 AUTO = "auto"
 #: Column of weak labels (one vote per labelling function, -1 = abstain) that marks uninformative slice rows.
 WEAK_LABELS = "weak_labels"
-#: Candidates when ``auto_candidates`` is not set; CE is always added.
+#: Candidates when ``auto_candidates`` is not set; CE is always added. The detect-then-retrain
+#: candidates (``ce+clean``, ``jal-ce+clean``) are not among them, judged by
+#: ``recipes/auto_slice_check.py`` on 21 held-out probe slices' clean training labels
+#: (``recipes/results/auto_slice_check.md``): with ``ce+clean`` added, the worst regret stays 4.8 pt
+#: and the worst gap to CE -1.7 pt (the bar is met), but the rule never chooses it (0 of 21 slices;
+#: its estimate is below CE's on 17, though it is the best candidate by clean labels on WRENCH trec
+#: seeds 1 and 2, +4.8 and +3.0 pt over CE), so it would only raise the default cost from 3.5 to 4.5
+#: trainings (mean regret 0.83 -> 0.81 pt, through the candidates' consensus). ``jal-ce+clean`` fails
+#: the bar (worst gap to CE -1.7 -> -2.3 pt, on WRENCH chemprot). Name them in ``auto_candidates``.
 DEFAULT_CANDIDATES = ("ce", "gce", "sce", "nce+rce", "jal-ce")
 SELECTION_FILE = "loss_selection.json"
 #: A robust loss replaces CE only when its estimate beats CE's by more than this many bootstrap stds
@@ -274,7 +282,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         if found is None and label in probabilities and label not in failures:
             failures[label] = "no flags file"
     selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak)
-    _record_flags(selection, flags, kept, held, args)
+    record_flags(selection, flags, kept, held, args.per_device_train_batch_size * max(args.world_size, 1))
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)
     if all(row["status"] != "ok" for row in selection.candidates):
@@ -304,20 +312,6 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig, *, raw: dict[str, 
         if callbacks is not None:
             parts["callbacks"] = callbacks(parts["dataset"])
     return selection.apply(args)
-
-
-def _record_flags(selection: LossSelection, flags: dict[str, dict[str, np.ndarray] | None], kept: np.ndarray,
-                  held: np.ndarray, args: JALConfig) -> None:
-    """Add the +clean candidates' flag counts to their rows and, for a chosen one, the rows to drop."""
-    batch = args.per_device_train_batch_size * max(args.world_size, 1)
-    for row in selection.candidates:
-        found = flags.get(row["label"])
-        if found is not None and row["status"] == "ok":
-            row["flagged_rows"] = int(found["trained"].sum() + found["slice"].sum())
-    if selection.chosen.clean and flags.get(selection.chosen.label) is not None:
-        selection.dropped = dropped_rows(flags[selection.chosen.label], kept, held, batch)
-        selection.reason += (f"; detect, then retrain: the final training drops the {len(selection.dropped)} rows "
-                             f"(of {len(kept) + len(held)}) its trial flagged")
 
 
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:

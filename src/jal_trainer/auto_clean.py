@@ -169,5 +169,20 @@ def dropped_rows(flags: dict[str, np.ndarray], kept: np.ndarray, held: np.ndarra
     return np.flatnonzero(drop)
 
 
-__all__ = ["CLEAN_SUFFIX", "candidate_cost", "dropped_rows", "no_batch_of_one", "read_flags", "split_clean",
-           "train_clean_trial"]
+def record_flags(selection: Any, flags: dict[str, dict[str, np.ndarray] | None], kept: np.ndarray,
+                 held: np.ndarray, batch: int) -> None:
+    """Add the ``+clean`` candidates' flag counts (``flagged_rows``) to their rows of ``selection`` (a
+    `jal_trainer.auto.LossSelection`) and, when one was chosen, set ``selection.dropped``: the rows to drop
+    (`dropped_rows`)."""
+    for row in selection.candidates:
+        found = flags.get(row["label"])
+        if found is not None and row["status"] == "ok":
+            row["flagged_rows"] = int(found["trained"].sum() + found["slice"].sum())
+    if selection.chosen.clean and flags.get(selection.chosen.label) is not None:
+        selection.dropped = dropped_rows(flags[selection.chosen.label], kept, held, batch)
+        selection.reason += (f"; detect, then retrain: the final training drops the {len(selection.dropped)} rows "
+                             f"(of {len(kept) + len(held)}) its trial flagged")
+
+
+__all__ = ["CLEAN_SUFFIX", "candidate_cost", "dropped_rows", "no_batch_of_one", "read_flags", "record_flags",
+           "split_clean", "train_clean_trial"]
