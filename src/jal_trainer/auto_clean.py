@@ -13,7 +13,8 @@ losses on the same held-out slice:
    model's held-out slice probabilities (those rows were never trained on, so their probabilities
    are out-of-sample; the rule's per-class thresholds come from the slice itself);
 3. train ``<loss>`` again, from the same initial model and with the same schedule, on the trial's
-   rows minus the flagged ones; its slice predictions are scored like any candidate's.
+   rows minus the flagged ones (the same epochs, so fewer steps, as `jal clean` retrains a recipe);
+   its slice predictions are scored like any candidate's.
 
 The trial is self-contained (it reads no other trial's files), so it runs under Ray as under
 Optuna. Besides its slice probabilities it writes ``<candidate>.flags.npz`` into the search's
