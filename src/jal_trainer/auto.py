@@ -12,18 +12,28 @@
    with the candidates' consensus instead.
 4. Pick the best (CE on a tie; :data:`GUARD_STDS` can ask a robust loss to beat CE by a number
    of bootstrap stds of the gap on the slice).
-5. The caller retrains on all rows with the choice (`jal train` does it).
+5. The caller retrains on all rows with the choice (`jal train` does it): `LossSelection.apply`
+   gives the loss settings, `LossSelection.training_rows` the training set.
+
+A candidate ``<loss>+clean`` (e.g. ``ce+clean``, ``jal-ce@finetune+clean``) detects, then
+retrains: its trial trains ``<loss>``, drops the rows the class-balanced rule of
+``find_label_issues`` flags, and trains ``<loss>`` again (`jal_trainer.auto_clean`). If it is
+chosen, the final training drops the rows its trial flagged (the trained rows by their
+epoch-mean probabilities, the slice rows by the first model's held-out predictions): one
+training, not two.
 
 Cost, in full trainings: 1 (the final one) + the candidates; by default at most
-``1 + 0.5 * number of candidates``, and ``auto_budget`` lowers it. The choice, every candidate's
-scores and the reason go to ``loss_selection.json`` in the run folder and into the model card.
+``1 + 0.5 * number of candidates``, a ``+clean`` candidate counted as two (it trains twice), and
+``auto_budget`` lowers it. The choice, every candidate's scores, the reason and the rows a
+``+clean`` choice drops go to ``loss_selection.json`` in the run folder and into the model card.
 
 Example:
     >>> from jal_trainer import JALConfig
     >>> from jal_trainer.auto import select_loss
     >>> args = JALConfig(output_dir="out", loss_type="auto", num_train_epochs=10)
     >>> selection = select_loss(lambda: make_model(), args, noisy_train)  # doctest: +SKIP
-    >>> trainer = JALTrainer(model=make_model(), args=selection.apply(args), train_dataset=noisy_train)  # doctest: +SKIP
+    >>> trainer = JALTrainer(model=make_model(), args=selection.apply(args),
+    ...                      train_dataset=selection.training_rows(noisy_train))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -42,7 +52,8 @@ import torch
 from transformers.utils import logging
 
 from jal_trainer.atomic import atomic_target
-from jal_trainer.auto_search import _CandidateTrainer, check_backend, replace_args, run_search  # noqa: F401
+from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
+from jal_trainer.auto_search import _CandidateTrainer, check_backend, file_name, replace_args, run_search  # noqa: F401
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
 from jal_trainer.selection import slice_scores, stratified_holdout
@@ -52,7 +63,15 @@ logger = logging.get_logger(__name__)
 AUTO = "auto"
 #: Column of weak labels (one vote per labelling function, -1 = abstain) that marks uninformative slice rows.
 WEAK_LABELS = "weak_labels"
-#: Candidates when ``auto_candidates`` is not set; CE is always added.
+#: Candidates when ``auto_candidates`` is not set; CE is always added. The detect-then-retrain
+#: candidates (``ce+clean``, ``jal-ce+clean``) are not among them, judged by
+#: ``recipes/auto_slice_check.py`` on 21 held-out probe slices' clean training labels
+#: (``recipes/results/auto_slice_check.md``): with ``ce+clean`` added, the worst regret stays 4.8 pt
+#: and the worst gap to CE -1.7 pt (the bar is met), but the rule never chooses it (0 of 21 slices;
+#: its estimate is below CE's on 17, though it is the best candidate by clean labels on WRENCH trec
+#: seeds 1 and 2, +4.8 and +3.0 pt over CE), so it would only raise the default cost from 3.5 to 4.5
+#: trainings (mean regret 0.83 -> 0.81 pt, through the candidates' consensus). ``jal-ce+clean`` fails
+#: the bar (worst gap to CE -1.7 -> -2.3 pt, on WRENCH chemprot). Name them in ``auto_candidates``.
 DEFAULT_CANDIDATES = ("ce", "gce", "sce", "nce+rce", "jal-ce")
 SELECTION_FILE = "loss_selection.json"
 #: A robust loss replaces CE only when its estimate beats CE's by more than this many bootstrap stds
@@ -66,11 +85,18 @@ LOSS_FIELDS = ("loss_type", "loss_preset", "alpha", "beta", "a", "q", "gamma")
 
 @dataclasses.dataclass(frozen=True)
 class Candidate:
-    """A loss to try: ``label`` as written (``jal-ce`` or ``jal-ce@cifar10``), its name and preset."""
+    """A loss to try: ``label`` as written (``jal-ce``, ``jal-ce@cifar10``, ``ce+clean``), its name and
+    preset, and ``clean``: detect, then retrain (`jal_trainer.auto_clean`)."""
 
     label: str
     loss_type: str
     preset: str | None
+    clean: bool = False
+
+    @property
+    def plain_ce(self) -> bool:
+        """CE without detect-then-retrain: the candidate auto always has and falls back to."""
+        return self.loss_type == "ce" and not self.clean
 
     def settings(self) -> dict[str, Any]:
         """JALConfig loss fields that select this candidate (explicit parameters cleared)."""
@@ -79,35 +105,42 @@ class Candidate:
 
 
 def parse_candidates(names: list[str] | tuple[str, ...] | None, preset: str | None) -> list[Candidate]:
-    """Candidates from ``name`` or ``name@preset`` strings, CE first; ValueError on an unknown one.
+    """Candidates from ``name``, ``name@preset`` or ``name[@preset]+clean`` strings, CE first; ValueError on an
+    unknown one.
 
     A bare name takes ``preset`` when that preset defines the loss, else the loss's defaults.
+    ``+clean``: train the loss, drop the rows it flags, train again (`jal_trainer.auto_clean`).
 
     Example:
-        >>> [c.label for c in parse_candidates(["jal-ce@cifar10"], None)]
-        ['ce', 'jal-ce@cifar10']
+        >>> [c.label for c in parse_candidates(["jal-ce@cifar10", "ce+clean"], None)]
+        ['ce', 'jal-ce@cifar10', 'ce+clean']
     """
     from jal_trainer.losses import LOSS_NAMES, PRESETS, build_loss
 
     labels = list(names or DEFAULT_CANDIDATES)
     if not labels or not all(isinstance(label, str) and label for label in labels):
         raise ValueError(f"auto_candidates must be a list of loss names, got {names!r}; e.g. ['ce', 'gce', 'jal-ce'].")
-    if not any(label.split("@")[0] == "ce" for label in labels):
-        labels.insert(0, "ce")  # CE is always a candidate: auto never trails it by more than noise
+    parts = {label: split_clean(label) for label in dict.fromkeys(labels)}  # label -> (loss[@preset], +clean)
+    if not any(loss.split("@")[0] == "ce" and not clean for loss, clean in parts.values()):
+        parts = {"ce": ("ce", False), **parts}  # CE is always a candidate: auto never trails it by more than noise
     out = []
-    for label in dict.fromkeys(labels):
-        name, _, own = label.partition("@")
+    for label, (loss, clean) in parts.items():
+        name, _, own = loss.partition("@")
         if name == AUTO or name not in LOSS_NAMES:
             raise ValueError(f"auto: unknown candidate {label!r}; a candidate is a loss name ({', '.join(LOSS_NAMES)}) "
-                             "optionally with @preset, e.g. 'jal-ce@finetune'.")
+                             "optionally with @preset and +clean (detect, then retrain), e.g. 'jal-ce@finetune', "
+                             "'ce+clean'.")
         chosen = own or (preset if preset in PRESETS and name in PRESETS[preset] else None)
         build_loss(name, preset=chosen)  # an unknown preset, or one without values for the loss, fails here
-        out.append(Candidate(label, name, chosen))
+        out.append(Candidate(label, name, chosen, clean))
     return out
 
 
 def resolve_budget(budget: float | None, num_candidates: int) -> float:
-    """The budget in full trainings: default ``1 + 0.5 * num_candidates``; ValueError below what it must cover."""
+    """The budget in full trainings: default ``1 + 0.5 * num_candidates``; ValueError below what it must cover.
+
+    ``num_candidates`` counts a ``+clean`` candidate twice (`jal_trainer.auto_clean.candidate_cost`).
+    """
     if budget is None:
         return 1.0 + 0.5 * num_candidates
     if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not np.isfinite(budget) or budget < 1:
@@ -125,14 +158,18 @@ def check_auto_settings(args: JALConfig) -> list[Candidate]:
     if not 0.0 < args.auto_holdout < 0.5:
         raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
     candidates = parse_candidates(args.auto_candidates, args.loss_preset)
-    resolve_budget(args.auto_budget, len(candidates))
+    resolve_budget(args.auto_budget, candidate_cost([c.label for c in candidates]))
     return candidates
 
 
 @dataclasses.dataclass
 class LossSelection:
     """What ``auto`` tried and chose. ``candidates``: one dict per candidate with ``label``,
-    ``status`` (ok / failed), ``noisy_slice_accuracy``, ``estimated_clean_accuracy``, ``error``."""
+    ``status`` (ok / failed), ``noisy_slice_accuracy``, ``estimated_clean_accuracy``, ``error``
+    (and ``flagged_rows`` for a ``+clean`` one). ``dropped``: when a ``+clean`` candidate was
+    chosen, the sorted indices of the training rows its trial flagged (`training_rows` leaves them
+    out), else None. Whether a dropped label was truly wrong is unknowable without clean labels:
+    only the counts are recorded."""
 
     chosen: Candidate
     reason: str
@@ -140,15 +177,35 @@ class LossSelection:
     transition: list[list[float]] | None
     corrected: bool
     settings: dict[str, Any]
+    dropped: np.ndarray | None = None
 
     def apply(self, args: JALConfig) -> JALConfig:
-        """A copy of ``args`` that trains the chosen loss (for the final training on all rows)."""
+        """A copy of ``args`` that trains the chosen loss (for the final training, on `training_rows`)."""
         return replace_args(args, **self.chosen.settings())
 
+    def training_rows(self, train_dataset: Any) -> Any:
+        """The final training set: ``train_dataset`` (the set `select_loss` chose on, same rows and order)
+        without the ``dropped`` rows when a ``+clean`` candidate was chosen, else ``train_dataset`` itself.
+
+        Example:
+            >>> final = selection.training_rows(noisy_train)  # doctest: +SKIP
+            >>> JALTrainer(model, selection.apply(args), train_dataset=final).train()  # doctest: +SKIP
+        """
+        if self.dropped is None:
+            return train_dataset
+        rows = int(self.settings["holdout_rows"]) + int(self.settings["trained_rows"])
+        if len(train_dataset) != rows:
+            raise ValueError(f"auto chose {self.chosen.label} on {rows} rows, but this training set has "
+                             f"{len(train_dataset)}: pass the very set select_loss chose on.")
+        return train_dataset.select(np.setdiff1d(np.arange(rows), self.dropped))
+
     def to_dict(self) -> dict[str, Any]:
+        dropped = {} if self.dropped is None else {"dropped_rows": int(len(self.dropped)),
+                                                   "dropped_row_indices": self.dropped.tolist()}
         return {"chosen": self.chosen.label, "loss_type": self.chosen.loss_type, "loss_preset": self.chosen.preset,
-                "reason": self.reason, "candidates": self.candidates, "corrected": self.corrected,
-                "estimated_transition": self.transition, **self.settings}
+                "detect_then_retrain": self.chosen.clean, **dropped, "reason": self.reason,
+                "candidates": self.candidates, "corrected": self.corrected, "estimated_transition": self.transition,
+                **self.settings}
 
     def write(self, output_dir: str | os.PathLike[str]) -> Path:
         """Write ``loss_selection.json`` into ``output_dir`` (atomically) and return its path."""
@@ -184,7 +241,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     candidates = check_auto_settings(args)
     backend = backend or args.auto_backend
     check_backend(backend)
-    budget = resolve_budget(args.auto_budget, len(candidates))
+    cost = candidate_cost([c.label for c in candidates])  # a +clean candidate trains twice
+    budget = resolve_budget(args.auto_budget, cost)
     if not hasattr(train_dataset, "select"):
         raise ValueError(f"auto needs a datasets.Dataset to hold out rows from, got {type(train_dataset).__name__}; "
                          "pass the training set as a datasets.Dataset.")
@@ -193,9 +251,10 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         raise ValueError("auto: the training set has no 'labels' or 'label' column; pass label_column=.")
     labels = np.asarray(train_dataset.with_format("numpy", columns=[label_column])[:][label_column], dtype=np.int64)
     kept, held = _holdout(labels, args)
-    share = (budget - 1.0) / len(candidates)  # of a full training, per candidate
+    share = (budget - 1.0) / cost  # of a full training, per candidate training
     schedule = _short_schedule(args, share / (1.0 - len(held) / len(labels)))
-    settings = {"budget_trainings": budget, "candidate_share_of_a_training": round(share, 4),
+    settings = {"budget_trainings": budget, "candidate_trainings": cost,
+                "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
                 "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
     table = {c.label: c for c in candidates}
@@ -207,6 +266,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         probabilities, failures = run_search(model_init, args, table, train_dataset.select(kept),
                                              train_dataset.select(held), data_collator, processing_class, schedule,
                                              scratch, backend)
+        flags = {c.label: read_flags(Path(scratch) / f"{file_name(c.label)}{FLAGS_SUFFIX}")
+                 for c in candidates if c.clean}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for c in candidates:  # a trial that left no file ran where the driver cannot see its folder
@@ -217,7 +278,11 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     weak = None
     if WEAK_LABELS in train_dataset.column_names:
         weak = np.asarray(train_dataset.select(held).with_format("numpy", columns=[WEAK_LABELS])[:][WEAK_LABELS])
+    for label, found in flags.items():  # a +clean trial scored without its flags could not be applied
+        if found is None and label in probabilities and label not in failures:
+            failures[label] = "no flags file"
     selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak)
+    record_flags(selection, flags, kept, held, args.per_device_train_batch_size * max(args.world_size, 1))
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)
     if all(row["status"] != "ok" for row in selection.candidates):
@@ -226,16 +291,26 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     return selection
 
 
-def select_for_recipe(parts: dict[str, Any], args: JALConfig) -> JALConfig:
+def select_for_recipe(parts: dict[str, Any], args: JALConfig, *, raw: dict[str, Any] | None = None,
+                      callbacks: Callable[[dict[str, Any]], list[Any]] | None = None) -> JALConfig:
     """`jal train` with ``loss_type: auto``: select on the built parts, return ``args`` for the chosen loss.
 
-    Each candidate starts from a copy of the recipe's freshly built (untrained) model.
+    Each candidate starts from a copy of the recipe's freshly built (untrained) model. When a
+    ``+clean`` candidate is chosen, the flagged rows leave ``parts["dataset"]["train"]`` (and
+    ``raw["train"]``, the same rows before embedding or tokenizing), and ``parts["callbacks"]``
+    is rebuilt by ``callbacks(parts["dataset"])`` for the remaining rows.
     """
     import copy
 
     template = parts["model"]
     selection = select_loss(lambda: copy.deepcopy(template), args, parts["dataset"]["train"],
                             data_collator=parts.get("collator"), processing_class=parts.get("processing_class"))
+    if selection.dropped is not None:
+        parts["dataset"]["train"] = selection.training_rows(parts["dataset"]["train"])
+        if raw is not None:
+            raw["train"] = selection.training_rows(raw["train"])
+        if callbacks is not None:
+            parts["callbacks"] = callbacks(parts["dataset"])
     return selection.apply(args)
 
 
@@ -289,12 +364,12 @@ def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: 
         fallback = candidates[0]
         return LossSelection(fallback, "every candidate failed", rows, None, False, settings)
     score = {r["label"]: r["ranking_score"] for r in rows if r["status"] == "ok"}
-    best = max(ok, key=lambda c: (score[c.label], c.loss_type == "ce"))
+    best = max(ok, key=lambda c: (score[c.label], c.plain_ce))
     how = "estimated clean accuracy (noisy-slice accuracy corrected by the estimated transition matrix)" if corrected \
         else "noisy-slice accuracy (no row of the estimated transition matrix is clean-label dominant: no correction)"
     if informative is not None and not informative.all():
         how += f"; {int((~informative).sum())} slice rows with a tied or empty majority vote scored by consensus"
-    ce = next((c for c in ok if c.loss_type == "ce"), None)
+    ce = next((c for c in ok if c.plain_ce), None)
     reason = f"highest {how}: {score[best.label]:.4f}"
     if ce is not None and best is not ce:
         gap = score[best.label] - score[ce.label]

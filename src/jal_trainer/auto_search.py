@@ -4,7 +4,8 @@ other) or Ray Tune (trials in Ray worker processes, on this machine or on severa
 
 Every trial leaves its result as a file in the search's scratch folder, whichever backend ran it:
 ``<candidate>.npy``, its probabilities on the held-out slice ``(N, K)``, or
-``<candidate>.error.txt``, why it failed. The caller reads them after the search
+``<candidate>.error.txt``, why it failed; a ``+clean`` candidate also ``<candidate>.flags.npz``
+(`jal_trainer.auto_clean`). The caller reads them after the search
 (`read_results`): a Ray trial trains a copy of the trainer in another process, so nothing it
 records on the trainer object comes back. The scratch folder is a new temporary folder, inside
 ``auto_storage`` when that is set, removed after the search; Ray Tune's own results go to its
@@ -111,6 +112,12 @@ class _CandidateTrainer(JALTrainer):
         if trial is not None:  # named now: transformers builds the model (which may fail) before `_hp_search_setup`
             self.current = trial["loss_type"] if isinstance(trial, dict) else self.hp_space(trial)["loss_type"]
         try:
+            candidate = self.candidates.get(self.current or "")
+            if trial is not None and candidate is not None and candidate.clean:  # detect, then retrain
+                from jal_trainer.auto_clean import FLAGS_SUFFIX, train_clean_trial
+
+                return train_clean_trial(self, lambda **kw: super(_CandidateTrainer, self).train(*args, **kw, **kwargs),
+                                         trial, self._result_path(FLAGS_SUFFIX))
             return super().train(*args, trial=trial, **kwargs)
         except Exception as err:  # recorded, then re-raised for the search to mark the trial failed
             with atomic_target(self._result_path(ERROR_SUFFIX)) as tmp:

@@ -81,13 +81,14 @@ class JALConfig(TrainingArguments):
     )
     auto_candidates: list[str] | None = field(
         default=None,
-        metadata={"help": "loss_type auto: the losses to try, each a name or name@preset (default: ce, gce, sce, "
-                          "nce+rce, jal-ce; CE is always added)."},
+        metadata={"help": "loss_type auto: the losses to try, each a name or name@preset, optionally +clean "
+                          "(detect, then retrain: e.g. ce+clean) (default: ce, gce, sce, nce+rce, jal-ce; CE is "
+                          "always added)."},
     )
     auto_budget: float | None = field(
         default=None,
         metadata={"help": "loss_type auto: total cost in full trainings, the final one included (default "
-                          "1 + 0.5 x the number of candidates; must be above 1)."},
+                          "1 + 0.5 x the number of candidates, a +clean candidate counted twice; must be above 1)."},
     )
     auto_holdout: float = field(
         default=0.1, metadata={"help": "loss_type auto: stratified share of the noisy training rows held out to score."}

@@ -77,7 +77,9 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     if args.loss_type == "auto":
         from jal_trainer.auto import select_for_recipe
 
-        args = select_for_recipe(parts, args)  # writes loss_selection.json; the model below is still untrained
+        # writes loss_selection.json; the model below is still untrained. A chosen `<loss>+clean`
+        # drops the rows its trial flagged from the training split (and rebuilds the callbacks on the rest)
+        args = select_for_recipe(parts, args, raw=dataset, callbacks=lambda ds: _callbacks(data_args, ds))
     trainer = JALTrainer(
         model=parts["model"],
         args=args,
