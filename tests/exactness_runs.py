@@ -139,3 +139,7 @@ if __name__ == "__main__":
     if torch.distributed.get_rank() == 0:
         with open(sys.argv[1], "w") as f:
             json.dump(results, f)
+    # wait for every rank before gloo is torn down: without it one run in a few aborted rank 1
+    # ("terminate called without an active exception"), as in tests/dist_recipes.py
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()

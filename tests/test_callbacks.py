@@ -265,6 +265,8 @@ if __name__ == "__main__":
                        "mean_probs_shape": list(ddp_callback.mean_probabilities.shape),
                        "mean_probs_max_diff": float(np.abs(ddp_callback.mean_probabilities - by_hand).max())}
             Path(sys.argv[1]).write_text(json.dumps(payload))
+        torch.distributed.barrier()  # every rank done before gloo is torn down (see tests/dist_recipes.py)
+        torch.distributed.destroy_process_group()
 
 
 def test_the_training_set_pass_draws_a_labelled_bar_that_is_cleared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
