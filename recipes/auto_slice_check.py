@@ -218,21 +218,12 @@ def report_sets(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shipped_variant() -> str:
-    import jal_trainer.auto as auto
-
-    return ("confident joint of the candidates' mean" if auto.SCORE_TIES_BY_CONSENSUS
-            else "confident joint, weak votes ignored")
-
-
-def auto_guard() -> float:
-    import jal_trainer.auto as auto
-
-    return auto.GUARD_STDS
-
-
 def report(rows: list[dict[str, Any]]) -> str:
     """Markdown: one line per rule variant (worst and mean regret), then the choices per slice."""
+    import jal_trainer.auto as auto
+
+    shipped = ("confident joint of the candidates' mean" if auto.SCORE_TIES_BY_CONSENSUS
+               else "confident joint, weak votes ignored")
     variants = sorted({(r["estimator"], r["guard_stds"]) for r in rows})
     slices = sorted({r["slice"] for r in rows})
     lines = ["# `auto`'s scoring rule, judged on the slices' clean training labels", "",
@@ -241,7 +232,7 @@ def report(rows: list[dict[str, Any]]) -> str:
              "`OMP_NUM_THREADS=1 python recipes/auto_slice_check.py capture --out DIR --candidates "
              f"{','.join(CANDIDATES + CLEAN)}` then `evaluate --captures DIR`. {len(slices)} slices "
              "(data set-seed): " + ", ".join(slices) + ".", "",
-             f"Shipped (`jal_trainer.auto`): {_shipped_variant()}, guard {auto_guard():g}.", "",
+             f"Shipped (`jal_trainer.auto`): {shipped}, guard {auto.GUARD_STDS:g}.", "",
              "| T estimator | guard (bootstrap stds) | slices | worst regret vs best (pt) | mean regret (pt) | "
              "worst vs CE (pt) |", "|---|---|---|---|---|---|"]
     for estimator, guard in variants:

@@ -16,6 +16,7 @@ import math
 import os
 import platform
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -336,10 +337,7 @@ def provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions: 
 
 def gpu_runs_line(runs: list[dict[str, Any]]) -> list[str]:
     """A bullet saying how many runs trained on which GPU (runs record ``device``), if any did."""
-    gpus: dict[str, int] = {}
-    for run in runs:
-        if str(run.get("device", "cpu")).startswith("cuda"):
-            gpus[run["device"][len("cuda: "):]] = gpus.get(run["device"][len("cuda: "):], 0) + 1
+    gpus = Counter(run["device"].removeprefix("cuda: ") for run in runs if str(run.get("device")).startswith("cuda"))
     if not gpus:
         return []
     return ["- On a GPU: " + ", ".join(f"{n} runs on one {name}" for name, n in gpus.items())

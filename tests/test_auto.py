@@ -15,6 +15,8 @@ from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, decide, parse_ca
 from jal_trainer.selection import anchor_transition, calibrate, confident_transition, estimated_clean_accuracy
 from jal_trainer.selection import informative_rows, repair_transition, slice_scores, stratified_holdout
 
+from failing_candidates import fail_candidates
+
 pytest.importorskip("optuna")
 
 K, D = 4, 32
@@ -103,14 +105,7 @@ def test_auto_is_not_a_loss_to_build(tmp_path: Path) -> None:
 
 def test_a_failing_candidate_loses_nothing_in_the_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "keep.txt").write_text("user data")
-    original = _CandidateTrainer._hp_search_setup
-
-    def broken_gce(self, trial):
-        original(self, trial)
-        if self.current == "gce":
-            raise RuntimeError("out of memory (simulated)")
-
-    monkeypatch.setattr(_CandidateTrainer, "_hp_search_setup", broken_gce)
+    fail_candidates(monkeypatch, "out of memory (simulated)", only="gce")
     args = auto_args(tmp_path, auto_candidates=["gce", "nce+rce"], num_train_epochs=2)
     selection = select_loss(MLP, args, blobs(200, 1, noise=0.2))
     assert (tmp_path / "keep.txt").read_text() == "user data"
@@ -139,13 +134,7 @@ def test_the_estimate_undoes_known_noise() -> None:
 
 
 def test_every_candidate_failing_is_reported_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = _CandidateTrainer._hp_search_setup
-
-    def broken(self, trial):
-        original(self, trial)
-        raise RuntimeError("broken candidate (simulated)")
-
-    monkeypatch.setattr(_CandidateTrainer, "_hp_search_setup", broken)
+    fail_candidates(monkeypatch, "broken candidate (simulated)")
     with pytest.raises(RuntimeError, match="every candidate failed"):
         select_loss(MLP, auto_args(tmp_path, num_train_epochs=1), blobs(100, 1))
     rows = json.loads((tmp_path / SELECTION_FILE).read_text())["candidates"]

@@ -15,6 +15,8 @@ from jal_trainer import JALConfig
 from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, parse_candidates, select_for_recipe, select_loss
 from jal_trainer.auto_clean import candidate_cost, dropped_rows
 
+from failing_candidates import fail_candidates
+
 pytest.importorskip("optuna")
 
 K, D = 4, 16
@@ -57,14 +59,7 @@ def clean_args(out: Path, **overrides) -> JALConfig:
 def plain_ce_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain CE's trial fails, so the +clean candidate is chosen (on this easy set they would tie, and a tie
     keeps CE)."""
-    original = _CandidateTrainer._hp_search_setup
-
-    def broken_ce(self, trial):
-        original(self, trial)
-        if self.current == "ce":
-            raise RuntimeError("ce fails (simulated)")
-
-    monkeypatch.setattr(_CandidateTrainer, "_hp_search_setup", broken_ce)
+    fail_candidates(monkeypatch, "ce fails (simulated)", only="ce")
 
 
 def test_a_chosen_clean_candidate_drops_the_flagged_rows_from_the_final_training(tmp_path: Path,

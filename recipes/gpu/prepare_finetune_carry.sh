@@ -27,7 +27,6 @@ cp -r "$SHARED/models/all-MiniLM-L6-v2/1_Pooling" .gpuft/model/ 2>/dev/null || t
 chmod -R u+w .gpuft/model
 "$PY" - "$SHARED/models/all-MiniLM-L6-v2/model.safetensors" .gpuft/model/model.fp16.safetensors <<'EOF'
 import sys
-import torch
 from safetensors.torch import load_file, save_file
 weights = load_file(sys.argv[1])
 save_file({k: (v.half() if v.is_floating_point() else v) for k, v in weights.items()}, sys.argv[2],
