@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 from transformers import HfArgumentParser
 
 from jal_trainer import JALConfig
@@ -52,3 +53,11 @@ def test_loss_is_built_from_preset_and_overrides() -> None:
 def test_bad_configuration_fails_at_creation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         JALConfig(output_dir="o", **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the case of a machine whose only device is the CPU")
+def test_bf16_without_a_gpu_trains_on_the_cpu(tmp_path: Path) -> None:
+    # TrainingArguments alone raises "You need to assign use_cpu"; the CPU is the only device here.
+    args = JALConfig(output_dir=str(tmp_path), loss_type="ce", bf16=True)
+    assert args.use_cpu and args.bf16 and args.device.type == "cpu"
+    assert not JALConfig(output_dir=str(tmp_path), loss_type="ce").use_cpu  # float32 runs are left alone
