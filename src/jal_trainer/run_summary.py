@@ -16,8 +16,8 @@ from typing import Any
 
 
 def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
-                  issues: Mapping[str, Any] | None) -> str:
-    """Rows of (what, value) aligned in two columns, one fact per line."""
+                  issues: Mapping[str, Any] | None, *, tip: str | None = None) -> str:
+    """Rows of (what, value) aligned in two columns, one fact per line; ``tip`` (e.g. `cpu_bf16_tip`) last."""
     rows = [("clean test accuracy", f"{metrics['test_accuracy']:.4f}")]
     if metrics.get("train_runtime") is not None:
         rows.append(("training time", f"{metrics['train_runtime']:.1f} s"))
@@ -36,8 +36,34 @@ def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
                 rows.append(("  ranking", f"AUROC {report['auroc']:.3f}, AUPRC {report['auprc']:.3f}"))
         rows.append(("  per row", os.path.join(os.fspath(out), "label_issues.csv")))
     rows.append(("run folder", os.fspath(out)))
+    if tip:
+        rows.append(("tip", tip))
     width = max(len(name) for name, _ in rows)
     return "\n".join(["jal train: finished", *(f"  {name:<{width}}  {value}" for name, value in rows)])
 
 
-__all__ = ["summary_table"]
+def cpu_bf16_tip(device_type: str, *, bf16: bool, fp16: bool, fine_tuned: bool) -> str | None:
+    """A one-line tip when a float32 fine-tuning ran on a CPU that computes bf16 natively, else None.
+
+    Measured on a 2-core AMD EPYC with AVX512-BF16 (README, "Speed on a CPU"): bf16 autocast made an
+    all-MiniLM-L6-v2 training step 2.0x faster (sequence, batch 32 x 32 tokens) and 1.8x (tokens,
+    16 x 48). Only fine-tuning is meant: a head on frozen embeddings is already cheap.
+
+    Example:
+        >>> cpu_bf16_tip("cuda", bf16=False, fp16=False, fine_tuned=True) is None
+        True
+    """
+    if device_type != "cpu" or bf16 or fp16 or not fine_tuned or not _cpu_has_bf16():
+        return None
+    return "this CPU computes bf16 natively: --bf16 true trains about 2x faster (losses stay float32)"
+
+
+def _cpu_has_bf16() -> bool:
+    """AVX512-BF16 or AMX on this CPU (torch's private probes; False where a torch build lacks them)."""
+    import torch
+
+    probes = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(probe is not None and probe() for probe in probes)
+
+
+__all__ = ["cpu_bf16_tip", "summary_table"]
