@@ -249,7 +249,7 @@ def test_token_label_issues_against_the_clean_tags() -> None:
 
 
 @pytest.mark.slow
-def test_jal_train_token_recipe_end_to_end(tmp_path: Path) -> None:
+def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from transformers import BertConfig, BertForTokenClassification
 
     from jal_trainer.train import main
@@ -278,6 +278,9 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path) -> None:
     assert issues["num_tokens"] == 24 * 5 and "token_auroc" in issues["report"]
     card = (out / "README.md").read_text()
     assert "type: token-classification" in card and "type: f1" in card and "entity_noise_rate" in card
+    summary = capsys.readouterr().out  # the closing table names the entity F1 and the flagged tags
+    assert f"clean test entity F1  {result['test_f1']:.4f}" in summary
+    assert f"{issues['num_flagged_tokens']} of 120 training tags" in summary and str(out) in summary
 
 
 @pytest.mark.parametrize("recipe", sorted((RECIPES_DIR / "ner").glob("*.yaml")))

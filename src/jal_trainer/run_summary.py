@@ -35,9 +35,41 @@ def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
             if report.get("auroc") is not None:  # the ranking, whatever the count flagged
                 rows.append(("  ranking", f"AUROC {report['auroc']:.3f}, AUPRC {report['auprc']:.3f}"))
         rows.append(("  per row", os.path.join(os.fspath(out), "label_issues.csv")))
-    rows.append(("run folder", os.fspath(out)))
-    if tip:
-        rows.append(("tip", tip))
+    return _aligned(out, rows, tip)
+
+
+def token_summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
+                        issues: Mapping[str, Any] | None, *, tip: str | None = None) -> str:
+    """The same table for a token (NER) run: entity F1, precision and recall, and the flagged tags.
+
+    Example:
+        >>> print(token_summary_table("runs/ner", {"test_f1": 0.57, "test_precision": 0.6, "test_recall": 0.54,
+        ...                                         "test_accuracy": 0.91}, None))
+        jal train: finished
+          clean test entity F1  0.5700 (precision 0.6000, recall 0.5400)
+          token accuracy        0.9100
+          run folder            runs/ner
+    """
+    rows = [("clean test entity F1", f"{metrics['test_f1']:.4f} (precision {metrics['test_precision']:.4f}, "
+                                     f"recall {metrics['test_recall']:.4f})"),
+            ("token accuracy", f"{metrics['test_accuracy']:.4f}")]
+    if metrics.get("train_runtime") is not None:
+        rows.append(("training time", f"{metrics['train_runtime']:.1f} s"))
+    if issues:
+        rows.append(("label issues", f"{issues['num_flagged_tokens']} of {issues['num_tokens']} training tags, "
+                                     f"{issues['num_flagged_spans']} spans"))
+        report = issues.get("report") or {}
+        if report.get("token_auroc") is not None:  # clean tags known: how well the scores rank the wrong tags
+            rows.append(("  vs clean tags", f"token AUROC {report['token_auroc']:.3f}, AUPRC "
+                                            f"{report['token_auprc']:.3f}; span precision "
+                                            f"{report['span_precision']:.3f}, recall {report['span_recall']:.3f}"))
+        rows.append(("  per sentence", os.path.join(os.fspath(out), "label_issues.json")))
+    return _aligned(out, rows, tip)
+
+
+def _aligned(out: str | os.PathLike[str], rows: list[tuple[str, str]], tip: str | None) -> str:
+    """``rows`` plus the run folder and the tip, as two aligned columns under "jal train: finished"."""
+    rows = [*rows, ("run folder", os.fspath(out)), *([("tip", tip)] if tip else [])]
     width = max(len(name) for name, _ in rows)
     return "\n".join(["jal train: finished", *(f"  {name:<{width}}  {value}" for name, value in rows)])
 
@@ -66,4 +98,4 @@ def _cpu_has_bf16() -> bool:
     return any(probe is not None and probe() for probe in probes)
 
 
-__all__ = ["cpu_bf16_tip", "summary_table"]
+__all__ = ["cpu_bf16_tip", "summary_table", "token_summary_table"]

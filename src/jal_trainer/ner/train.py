@@ -218,6 +218,7 @@ def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: di
                issues: dict[str, Any] | None) -> None:
     from jal_trainer.ner.card import write_token_card
     from jal_trainer.run_outputs import write_run_files
+    from jal_trainer.run_summary import cpu_bf16_tip, token_summary_table
 
     out = Path(args.output_dir)
     trainer.save_model()
@@ -226,7 +227,8 @@ def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: di
     if issues is not None:
         (out / "label_issues.json").write_text(json.dumps(issues, indent=2))
     write_token_card(out)
-    logger.warning(f"Clean test entity F1 {metrics.get('test_f1', float('nan')):.4f}; run written to {out}")
+    tip = cpu_bf16_tip(args.device.type, bf16=args.bf16, fp16=args.fp16, fine_tuned=True)
+    print(token_summary_table(out, metrics, issues, tip=tip))
 
 
 __all__ = ["TASK", "apply_token_noise", "check_token_recipe", "is_token_task", "load_token_data", "run_token"]
