@@ -6,7 +6,7 @@
 # when this script runs again, so stop it any time (kill -9 the process group) and start it again.
 #
 # Cost (bf16, measured 2026-12-01 on 2 shared EPYC cores): about 3.5 min per run on one idle core,
-# chemprot (128 tokens) about 4x that, `auto` 3.5 runs, `+clean` 2: about 11 CPU-hours in all.
+# chemprot (128 tokens) about 4x that, `auto` 3.5 runs, `+clean` 2: about 20 CPU-hours in all (10 hours on two cores).
 #
 # Usage (two workers, one thread each, in the background):
 #   OMP_NUM_THREADS=1 setsid nohup bash recipes/finetune_cpu.sh > /tmp/finetune_cpu.log 2>&1 &
