@@ -77,9 +77,9 @@ def _aligned(out: str | os.PathLike[str], rows: list[tuple[str, str]], tip: str 
 def cpu_bf16_tip(device_type: str, *, bf16: bool, fp16: bool, fine_tuned: bool) -> str | None:
     """A one-line tip when a float32 fine-tuning ran on a CPU that computes bf16 natively, else None.
 
-    Measured on a 2-core AMD EPYC with AVX512-BF16 (README, "Speed on a CPU"): bf16 autocast made an
-    all-MiniLM-L6-v2 training step 2.0x faster (sequence, batch 32 x 32 tokens) and 1.8x (tokens,
-    16 x 48). Only fine-tuning is meant: a head on frozen embeddings is already cheap.
+    Measured on a 2-core AMD EPYC with AVX512-BF16 (``recipes/results/cpu_bf16.md``): bf16 autocast
+    made an all-MiniLM-L6-v2 training step 1.96x faster (sequence, batch 32 x 32 tokens) and 1.72x
+    (tokens, 16 x 48). Only fine-tuning is meant: a head on frozen embeddings is already cheap.
 
     Example:
         >>> cpu_bf16_tip("cuda", bf16=False, fp16=False, fine_tuned=True) is None
