@@ -189,3 +189,21 @@ def test_decide_prefers_the_candidate_right_where_the_labels_are_random() -> Non
     assert abs(blind["ce"]["noisy_slice_accuracy"] - blind["gce"]["noisy_slice_accuracy"]) < 0.03
     scored = {row["label"]: row for row in chosen.candidates}
     assert scored["gce"]["estimated_clean_accuracy"] - scored["ce"]["estimated_clean_accuracy"] > 0.2
+
+
+def test_slice_probabilities_keep_the_row_order_under_group_by_length(tmp_path: Path) -> None:
+    """transformers 5 groups evaluation rows by length under group_by_length; auto's record must not."""
+    slice_ = blobs(96, 3).with_format(None)
+    slice_ = slice_.add_column("length", np.random.default_rng(0).integers(1, 50, len(slice_)).tolist())
+    slice_ = slice_.with_format("torch")
+    args = auto_args(tmp_path, loss_type="ce", train_sampling_strategy="group_by_length", per_device_eval_batch_size=8,
+                     analysis_columns=["length"])
+    model = MLP().eval()
+    candidates = {c.label: c for c in parse_candidates(["ce"], "cifar10")}
+    trainer = _CandidateTrainer(model=model, args=args, eval_dataset=slice_, candidates=candidates)
+    trainer.current = "ce"
+    trainer.evaluate()
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.stack(list(slice_["x"]))), dim=-1).numpy()
+    assert np.allclose(np.load(tmp_path / "ce.npy"), expected, atol=1e-5)
+    assert trainer.args.train_sampling_strategy == "group_by_length"  # put back after the evaluation

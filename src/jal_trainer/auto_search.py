@@ -124,6 +124,14 @@ class _CandidateTrainer(JALTrainer):
                 tmp.write_text(f"{type(err).__name__}: {err}")
             raise
 
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        # `record` pairs the slice's probabilities with the slice's rows by position; under
+        # group_by_length transformers 5 groups the evaluation rows by length too, so evaluate in order
+        from jal_trainer.predictions import in_dataset_order
+
+        with in_dataset_order(self):
+            return super().evaluate(*args, **kwargs)
+
     def record(self, pred: EvalPrediction) -> dict[str, float]:
         """compute_metrics: save the candidate's slice probabilities; return its noisy-slice accuracy."""
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
