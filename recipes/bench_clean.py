@@ -82,11 +82,12 @@ def run_cell(argv: list[str], log_dir_prefix: str = "jalbench-clean-", *, act: s
         metrics = json.loads((clean_dir / "metrics.json").read_text())
         report = json.loads((plain_dir / "noise_report.json").read_text())
         issues = json.loads((plain_dir / "label_issues.json").read_text())
-        curve = _curve(clean_dir)
+        curve, plain_curve = _curve(clean_dir), _curve(plain_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return {"metrics": metrics, "plain_metrics": plain, "report": report, "seconds": seconds,
-            "plain_seconds": round(plain_seconds, 2), "curve": curve, "detect_rule": issues.get("rule"), "action": act,
+            "plain_seconds": round(plain_seconds, 2), "curve": curve, "plain_curve": plain_curve,
+            "detect_rule": issues.get("rule"), "action": act,
             **{k: result[k] for k in COUNTS if k in result}}
 
 
@@ -153,7 +154,9 @@ def comparisons(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[
 
 def _reproduced(members: list[dict[str, Any]], runs: list[dict[str, Any]], plain: str) -> str | None:
     """``"k/n"``: in how many seeds the detecting run's accuracy equals the grid's own plain run (to 1e-6)."""
-    stored = {r["seed"]: r["test_accuracy"] for r in runs if r["loss"] == plain and members and _key(r) == _key(members[0])}
+    # a plain cell written from a detecting run (`derived_from`) is that run: it cannot confirm itself
+    stored = {r["seed"]: r["test_accuracy"] for r in runs
+              if r["loss"] == plain and not r.get("derived_from") and members and _key(r) == _key(members[0])}
     pairs = [(m["plain_test_accuracy"], stored[m["seed"]]) for m in members
              if m.get("plain_test_accuracy") is not None and m["seed"] in stored]
     return f"{sum(abs(a - b) <= 1e-6 for a, b in pairs)}/{len(pairs)}" if pairs else None

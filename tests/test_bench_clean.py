@@ -133,3 +133,31 @@ def test_finetune_report_keeps_clean_rows_out_of_the_single_losses() -> None:
     assert check["best"] == "ce" and check["passed"]  # a +clean row is not a single loss auto must match
     (comp,) = bench_clean.comparisons(rows, runs)
     assert comp["vs_plain"] == pytest.approx(0.105) and comp["clear_vs_best"]
+
+
+def test_a_clean_cell_run_first_writes_its_plain_cell(bench, tmp_path: Path, monkeypatch) -> None:
+    """The detecting run is the plain cell's training: the grid does not train it a second time."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grid_path = tmp_path / "grid.yaml"
+    grid_path.write_text(yaml.safe_dump({
+        "name": "tiny", "seeds": [2], "losses": ["ce+clean", "ce"],
+        "regimes": {"sgd": {"default": {"l1_weight_decay": 0.0}}},
+        "datasets": [{"name": "digits", "mode": "probe", "config": "quickstart", "regime": "sgd",
+                      "overrides": {"train_subset": 300, "test_subset": 60, "num_train_epochs": 2,
+                                    "eval_strategy": "epoch"},
+                      "noise": [{"noise_type": "pairflip", "noise_rate": 0.4}]}],
+    }))
+    session = bench.run_grid(bench.load_grid(grid_path), tmp_path / "runs", workers=0, log=lambda *_: None)
+    assert session["failures"] == []
+    folder = tmp_path / "runs" / "tiny" / "probe" / "digits" / "pairflip0.4"
+    cell = json.loads((folder / "ce_clean-seed2.json").read_text())
+    plain = json.loads((folder / "ce-seed2.json").read_text())
+    assert plain["derived_from"] == "ce+clean" and plain["loss"] == "ce" and plain["regime"] == "probe"
+    assert plain["test_accuracy"] == cell["plain_test_accuracy"] and plain["seconds"] == cell["plain_seconds"]
+    assert len(plain["curve"]) == 2 and plain["curve"][-1][1] == pytest.approx(plain["test_accuracy"])
+    # such a plain cell cannot confirm that the detecting run reproduces the plain one
+    rows = [{"regime": "probe", "dataset": "digits", "noise_type": "pairflip", "noise_rate": 0.4, "loss": loss,
+             "n_seeds": 1, "mean_accuracy": r["test_accuracy"], "std_accuracy": 0.0}
+            for loss, r in (("ce", plain), ("ce+clean", cell))]
+    (comp,) = bench_clean.comparisons(rows, [plain, cell])
+    assert comp["plain_reproduced"] is None
