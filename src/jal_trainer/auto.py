@@ -123,10 +123,14 @@ def parse_candidates(names: list[str] | tuple[str, ...] | None, preset: str | No
     Example:
         >>> [c.label for c in parse_candidates(["jal-ce@cifar10", "ce+clean"], None)]
         ['ce', 'jal-ce@cifar10', 'ce+clean']
+        >>> [c.label for c in parse_candidates(["gce,jal-ce"], None)]  # commas separate too
+        ['ce', 'gce', 'jal-ce']
     """
     from jal_trainer.losses import LOSS_NAMES, PRESETS, build_loss
 
     labels = list(names or DEFAULT_CANDIDATES)
+    # `--auto_candidates ce,gce` (commas, as users write lists on a command line) means ce and gce
+    labels = [part.strip() for label in labels for part in (label.split(",") if isinstance(label, str) else [label])]
     if not labels or not all(isinstance(label, str) and label for label in labels):
         raise ValueError(f"auto_candidates must be a list of loss names, got {names!r}; e.g. ['ce', 'gce', 'jal-ce'].")
     parts = {label: split_clean(label) for label in dict.fromkeys(labels)}  # label -> (loss[@preset], +clean)
@@ -331,8 +335,8 @@ def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarra
         worst = int(classes[np.argmin(in_slice)])
         raise ValueError(
             f"auto: the held-out slice ({args.auto_holdout:.0%} of the rows) has {int(in_slice.min())} row(s) of class "
-            f"{worst} (of {int(total[np.argmin(in_slice)])}); it needs at least 2 of every class. Raise auto_holdout, "
-            "add data, or name a loss_type instead of auto."
+            f"{worst}, which has {int(total[np.argmin(in_slice)])} training rows; it needs at least 2 of every class. "
+            "Raise auto_holdout, add data, or name a loss_type instead of auto."
         )
     return kept, held
 

@@ -81,9 +81,9 @@ class JALConfig(TrainingArguments):
     )
     auto_candidates: list[str] | None = field(
         default=None,
-        metadata={"help": "loss_type auto: the losses to try, each a name or name@preset, optionally +clean "
-                          "(detect, then retrain: e.g. ce+clean) (default: ce, gce, sce, nce+rce, jal-ce; CE is "
-                          "always added)."},
+        metadata={"help": "loss_type auto: the losses to try (spaces or commas between them), each a name or "
+                          "name@preset, optionally +clean (detect, then retrain: e.g. ce+clean) (default: ce, gce, "
+                          "sce, nce+rce, jal-ce; CE is always added)."},
     )
     auto_budget: float | None = field(
         default=None,
