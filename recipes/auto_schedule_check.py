@@ -71,7 +71,8 @@ def evaluate(base: Path) -> None:
         for mode, folder in (("epochs", base), ("rows", ROOT / "rows"), ("full", ROOT / "full")):
             path = folder / ref.name
             if not path.exists():
-                line.append(f"{mode}: -"); continue
+                line.append(f"{mode}: -")
+                continue
             m = np.load(path)
             assert (m["clean"] == z["clean"]).all()
             probs = {c: m[f"p_{c}"] for c in CANDS}
@@ -84,7 +85,7 @@ def evaluate(base: Path) -> None:
     for mode in ("epochs", "rows", "full"):
         r = [x for x in rows if x[0] == mode]
         if r:
-            reg = np.array([x[2] for x in r]); gain = np.array([x[3] for x in r])
+            reg, gain = np.array([x[2] for x in r]), np.array([x[3] for x in r])
             print(f"{mode:6s} n={len(r)} mean regret {100 * reg.mean():.2f} pt, worst {100 * reg.max():.2f}, "
                   f"worst vs CE {100 * gain.min():+.2f}, mean vs CE {100 * gain.mean():+.2f}")
 
