@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from jal_trainer import cli
 from jal_trainer.arguments import parse_recipe
@@ -44,6 +46,23 @@ def test_a_run_ends_with_a_summary_table(tmp_path: Path, capsys: pytest.CaptureF
     table = out[out.index("jal train: finished"):].splitlines()
     assert table[1].split()[:3] == ["clean", "test", "accuracy"]
     assert any(line.split()[:2] == ["run", "folder"] and line.endswith(str(tmp_path / "run")) for line in table)
+    recipe = yaml.safe_load(RECIPE.read_text())
+    loss = next(line.split(None, 1)[1] for line in table if line.split()[:1] == ["loss"])
+    assert loss.startswith(f"{recipe['loss_type']} (") and f"{recipe['loss_preset']} preset" in loss
+    assert not any(line.split()[:2] == ["training", "labels"] for line in table)  # --noise_type none
+
+
+def test_the_summary_says_which_loss_auto_chose_and_how_noisy_the_labels_were(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from jal_trainer.run_summary import run_facts
+
+    noise = SimpleNamespace(noise_rate=0.25, num_samples=400)
+    assert run_facts(tmp_path, "ce", None, {}, noise, "symmetric") == [
+        ("loss", "ce"), ("training labels", "25.0% of 400 wrong (symmetric)")]
+    (tmp_path / "loss_selection.json").write_text(json.dumps({"chosen": "gce", "candidates": [{}, {}, {}]}))
+    facts = dict(run_facts(tmp_path, "gce", None, {"q": 0.5}, None, "majority-vote"))
+    assert facts == {"loss": f"gce (q 0.5), chosen by auto from 3 candidates ({tmp_path / 'loss_selection.json'})"}
 
 
 def test_jal_recipes_lists_every_packaged_recipe_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:

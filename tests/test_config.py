@@ -61,3 +61,25 @@ def test_bf16_without_a_gpu_trains_on_the_cpu(tmp_path: Path) -> None:
     args = JALConfig(output_dir=str(tmp_path), loss_type="ce", bf16=True)
     assert args.use_cpu and args.bf16 and args.device.type == "cpu"
     assert not JALConfig(output_dir=str(tmp_path), loss_type="ce").use_cpu  # float32 runs are left alone
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the case of a machine whose only device is the CPU")
+def test_a_cpu_only_run_does_not_pin_memory(tmp_path: Path) -> None:
+    # pinned memory only helps copies to an accelerator; torch warns on every CPU DataLoader that asks for it
+    import warnings
+
+    from jal_trainer import JALTrainer
+
+    args = JALConfig(output_dir=str(tmp_path), loss_type="ce", num_train_epochs=1, per_device_train_batch_size=4,
+                     report_to=[], save_strategy="no", disable_tqdm=True, remove_unused_columns=False)
+    assert args.dataloader_pin_memory is False
+    model = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    rows = [{"x": torch.randn(3), "labels": i % 2} for i in range(8)]
+
+    def collate(batch: list[dict]) -> dict[str, torch.Tensor]:
+        return {"x": torch.stack([r["x"] for r in batch]), "labels": torch.tensor([r["labels"] for r in batch])}
+
+    trainer = JALTrainer(model=model, args=args, train_dataset=rows, data_collator=collate)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*pin_memory.*")
+        next(iter(trainer.get_train_dataloader()))

@@ -112,6 +112,10 @@ class JALConfig(TrainingArguments):
     def __post_init__(self) -> None:
         self._bf16_on_cpu()
         super().__post_init__()
+        if self.use_cpu or not _has_accelerator():
+            # pinned memory only speeds up copies to an accelerator; on a CPU-only run torch warns
+            # "'pin_memory' ... no accelerator is found" for every DataLoader the Trainer builds
+            self.dataloader_pin_memory = False
         if self.l1_weight_decay < 0:
             raise ValueError(
                 f"l1_weight_decay must be >= 0, got {self.l1_weight_decay}. Use 0 to disable the L1 penalty."
@@ -147,10 +151,9 @@ class JALConfig(TrainingArguments):
         """
         if not (self.bf16 or self.bf16_full_eval) or self.use_cpu:
             return
-        import torch
-        from transformers.utils import is_torch_bf16_available_on_device, is_torch_xla_available
+        from transformers.utils import is_torch_bf16_available_on_device
 
-        if torch.cuda.is_available() or is_torch_xla_available() or torch.backends.mps.is_available():
+        if _has_accelerator():
             return  # an accelerator: TrainingArguments decides
         if not is_torch_bf16_available_on_device("cpu"):
             raise ValueError("bf16 was requested, but there is no GPU and this CPU cannot compute in bf16. "
@@ -169,3 +172,15 @@ class JALConfig(TrainingArguments):
             raise ValueError("loss_type='auto' is not a loss: choose one first with jal_trainer.auto.select_loss "
                              "(`jal train` does it) and train with selection.apply(args).")
         return build_loss(self.loss_type, preset=self.loss_preset, reduction=reduction, **self.loss_kwargs())
+
+
+def _has_accelerator() -> bool:
+    """Whether torch sees a device other than the CPU (CUDA, MPS, XPU, ... or an XLA device)."""
+    import torch
+    from transformers.utils import is_torch_xla_available
+
+    if hasattr(torch, "accelerator"):  # torch >= 2.6: one check for every backend
+        found = torch.accelerator.is_available()
+    else:
+        found = torch.cuda.is_available() or torch.backends.mps.is_available()
+    return bool(found) or is_torch_xla_available()

@@ -10,17 +10,24 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 
 def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
-                  issues: Mapping[str, Any] | None, *, tip: str | None = None) -> str:
-    """Rows of (what, value) aligned in two columns, one fact per line; ``tip`` (e.g. `cpu_bf16_tip`) last."""
+                  issues: Mapping[str, Any] | None, *, tip: str | None = None,
+                  facts: list[tuple[str, str]] = ()) -> str:
+    """Rows of (what, value) aligned in two columns, one fact per line; ``tip`` (e.g. `cpu_bf16_tip`) last.
+
+    ``facts``: rows that say how the run trained (`run_facts`: the loss, the training labels' noise).
+    """
     rows = [("clean test accuracy", f"{metrics['test_accuracy']:.4f}")]
     if metrics.get("train_runtime") is not None:
         rows.append(("training time", f"{metrics['train_runtime']:.1f} s"))
+    rows.extend(facts)
     if issues:
         flagged = f"{issues['num_flagged']} of {issues['num_rows']} training labels ({issues['rule']})"
         rows.append(("label issues", flagged))
@@ -67,6 +74,33 @@ def token_summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
     return _aligned(out, rows, tip)
 
 
+def run_facts(out: str | os.PathLike[str], loss_type: str, preset: str | None, params: Mapping[str, float],
+              noise: Any, noise_type: str) -> list[tuple[str, str]]:
+    """The ``loss`` row (and, where `loss_type: auto` chose it, from how many candidates) and the noise row.
+
+    ``noise``: the run's `jal_trainer.NoiseReport` (None without clean labels to compare with).
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> run_facts("runs/x", "jal-ce", "finetune", {}, SimpleNamespace(noise_rate=0.3, num_samples=480), "pairflip")
+        [('loss', 'jal-ce (alpha 10, beta 1, a 5; finetune preset)'), ('training labels', '30.0% of 480 wrong (pairflip)')]
+    """
+    from jal_trainer.losses import build_loss
+
+    # the values the run trained with: the preset's, overridden by any set explicitly
+    hparams = getattr(build_loss(loss_type, preset=preset, **params), "hparams", None) or {}
+    values = ", ".join(f"{name} {value:g}" for name, value in hparams.items())
+    loss = loss_type + (f" ({values}{f'; {preset} preset' if preset else ''})" if values else "")
+    selection = Path(out) / "loss_selection.json"
+    if selection.is_file():  # loss_type auto wrote it and handed the chosen loss on in the arguments
+        candidates = json.loads(selection.read_text()).get("candidates") or []
+        loss += f", chosen by auto from {len(candidates)} candidates ({selection})"
+    rows = [("loss", loss)]
+    if getattr(noise, "noise_rate", None) is not None and noise_type != "none":
+        rows.append(("training labels", f"{noise.noise_rate:.1%} of {noise.num_samples} wrong ({noise_type})"))
+    return rows
+
+
 def _aligned(out: str | os.PathLike[str], rows: list[tuple[str, str]], tip: str | None) -> str:
     """``rows`` plus the run folder and the tip, as two aligned columns under "jal train: finished"."""
     rows = [*rows, ("run folder", os.fspath(out)), *([("tip", tip)] if tip else [])]
@@ -98,4 +132,4 @@ def _cpu_has_bf16() -> bool:
     return any(probe is not None and probe() for probe in probes)
 
 
-__all__ = ["cpu_bf16_tip", "summary_table", "token_summary_table"]
+__all__ = ["cpu_bf16_tip", "run_facts", "summary_table", "token_summary_table"]

@@ -107,11 +107,13 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
         if data_args.find_label_issues:
             issues = write_label_issues(parts.get("callbacks") or [], dataset["train"], data_args,
                                         Path(args.output_dir))
-        from jal_trainer.run_summary import cpu_bf16_tip, summary_table
+        from jal_trainer.run_summary import cpu_bf16_tip, run_facts, summary_table
 
         tip = cpu_bf16_tip(args.device.type, bf16=args.bf16, fp16=args.fp16,
                            fine_tuned=model_args.model not in VISION_MODELS and not model_args.freeze_encoder)
-        print(summary_table(args.output_dir, result, issues, tip=tip))
+        facts = run_facts(args.output_dir, args.loss_type, args.loss_preset, args.loss_kwargs(), report,
+                          data_args.noise_type)
+        print(summary_table(args.output_dir, result, issues, tip=tip, facts=facts))
     return result
 
 
