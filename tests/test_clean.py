@@ -34,6 +34,16 @@ def test_jal_clean_retrains_without_the_flagged_rows(tmp_path: Path, capsys: pyt
     # the new run trained on the kept rows only: its own label issues cover 200 - flagged rows
     assert json.loads((new / "label_issues.json").read_text())["num_rows"] == 200 - issues["num_flagged"]
     assert result["wrong_after"] == result["wrong_before"] - result["dropped_truly_wrong"]
+    # the new run's noise report is of the rows it trained on, not of the source run's
+    report = json.loads((new / "noise_report.json").read_text())
+    assert report["num_samples"] == 200 - issues["num_flagged"]
+    assert round(report["noise_rate"] * report["num_samples"]) == result["wrong_after"]
+    # and its card says how it came about
+    from jal_trainer.hub import render_card
+
+    card = render_card(new).read_text()
+    assert "after `jal clean`" in card and f"the run `{run}`" in card
+    assert f"{result['wrong_before']} before, {result['wrong_after']} after" in card
     assert 0.0 <= result["test_accuracy"] <= 1.0 and (new / "recipe.yaml").is_file()
     # the original run is untouched, and the same target is refused rather than overwritten
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

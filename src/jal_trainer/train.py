@@ -25,6 +25,7 @@ from transformers.utils import logging
 from jal_trainer.arguments import VISION_MODELS, DataArguments, ModelArguments, parse_recipe
 from jal_trainer.config import JALConfig
 from jal_trainer.metrics import compute_metrics_fn
+from jal_trainer.noisy_datasets import noise_report
 # package_versions and _jsonable stay importable from here (scripts and modules written before the split)
 from jal_trainer.label_issue_files import write_label_issues  # noqa: F401  (re-exported)
 from jal_trainer.run_outputs import _jsonable, package_versions, write_run  # noqa: F401
@@ -68,8 +69,9 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
     # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
     dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
     dataset, report = apply_noise(dataset, data_args)
-    if edit_train is not None:
+    if edit_train is not None:  # `jal clean`: what it trains on, and that split's noise, not the source's
         dataset["train"] = edit_train(dataset["train"])
+        report = noise_report(dataset["train"])
     check_same_labels_on_every_process(column_array(dataset["train"], LABEL), args)
     # the main process embeds or tokenizes first and fills the caches; the other ranks then read them
     with args.main_process_first(desc="preparing the model and data"):

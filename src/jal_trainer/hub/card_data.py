@@ -83,6 +83,7 @@ class JALCardData:
     extra_tags: list[str] = field(default_factory=list)
     dataset_config: str | None = None
     loss_selection: dict[str, Any] | None = None  # loss_selection.json of a `loss_type: auto` run
+    cleaning: dict[str, Any] | None = None  # clean.json of a `jal clean` run (its noise report: the kept rows)
 
     # -- constructors ---------------------------------------------------------------------------
 
@@ -138,6 +139,7 @@ class JALCardData:
             "hyperparameters": _hyperparameters(recipe, model in VISION_MODELS),
             "versions": _read_json(run / "versions.json") or {},
             "loss_selection": _read_json(run / "loss_selection.json"),
+            "cleaning": _read_json(run / "clean.json"),
             "memorisation_plot": MEMORISATION_PLOT if (run / MEMORISATION_PLOT).is_file() else None,
         }
         values.update(_check_fields(overrides))
@@ -233,7 +235,8 @@ class JALCardData:
     def noise_phrase(self) -> str:
         """The training-label noise in words, e.g. ``symmetric noise at rate 0.6``."""
         realised = self.realised_noise_rate
-        tail = f" (realised {_percent(realised)} wrong labels)" if realised is not None else ""
+        after = " after `jal clean`" if self.cleaning else ""  # the noise of the rows left to train on
+        tail = f" (realised {_percent(realised)} wrong labels{after})" if realised is not None else ""
         if self.noise_type == "none":
             return "no added label noise" + tail
         if self.noise_type == "column":

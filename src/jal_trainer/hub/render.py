@@ -61,6 +61,7 @@ def template_context(data: JALCardData) -> dict[str, Any]:
         "loss_rows": _loss_rows(data),
         "a_check": data.a_check().text,
         "loss_selection": data.loss_selection,
+        "cleaning": data.cleaning,
         "usage": _usage(data),
         "hyperparameters": data.hyperparameters,
         "versions": data.versions,
