@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
 from jal_trainer.losses import LOSS_NAMES, build_loss
@@ -266,7 +267,8 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.Captur
     BertForTokenClassification(config).save_pretrained(model_dir)
     tiny_tokenizer().save_pretrained(model_dir)
     out = tmp_path / "run"
-    result = main(["--task", "token-classification", "--dataset", "conll", "--data_path", str(data),
+    # no --dataset: a CoNLL folder is recognised from data_path, and the run is named after it
+    result = main(["--task", "token-classification", "--data_path", str(data),
                    "--model", str(model_dir), "--noise_type", "entity", "--noise_rate", "0.3", "--loss_type", "jal-ce",
                    "--output_dir", str(out), "--num_train_epochs", "2", "--per_device_train_batch_size", "8",
                    "--learning_rate", "1e-3", "--report_to", "none", "--save_strategy", "no", "--use_cpu", "true",
@@ -281,6 +283,8 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.Captur
     summary = capsys.readouterr().out  # the closing table names the entity F1 and the flagged tags
     assert f"clean test entity F1  {result['test_f1']:.4f}" in summary
     assert f"{issues['num_flagged_tokens']} of 120 training tags" in summary and str(out) in summary
+    assert "loss                  jal-ce (" in summary and f"entity-level noise {noise['entity_noise']:.1%}" in summary
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["dataset"] == "data"
 
 
 @pytest.mark.parametrize("recipe", sorted((RECIPES_DIR / "ner").glob("*.yaml")))

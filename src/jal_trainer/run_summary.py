@@ -46,7 +46,8 @@ def summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
 
 
 def token_summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
-                        issues: Mapping[str, Any] | None, *, tip: str | None = None) -> str:
+                        issues: Mapping[str, Any] | None, *, tip: str | None = None,
+                        facts: list[tuple[str, str]] = ()) -> str:
     """The same table for a token (NER) run: entity F1, precision and recall, and the flagged tags.
 
     Example:
@@ -62,6 +63,7 @@ def token_summary_table(out: str | os.PathLike[str], metrics: Mapping[str, Any],
             ("token accuracy", f"{metrics['test_accuracy']:.4f}")]
     if metrics.get("train_runtime") is not None:
         rows.append(("training time", f"{metrics['train_runtime']:.1f} s"))
+    rows.extend(facts)
     if issues:
         rows.append(("label issues", f"{issues['num_flagged_tokens']} of {issues['num_tokens']} training tags, "
                                      f"{issues['num_flagged_spans']} spans"))

@@ -69,6 +69,17 @@ def read_conll(path: str | os.PathLike[str]) -> list[Sentence]:
     return [s for s in sentences if s[0][0] != "-DOCSTART-"]
 
 
+def is_conll_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local folder with a CoNLL training file (``train.txt`` or ``<set>.train``).
+
+    Example:
+        >>> is_conll_folder("no/such/folder")
+        False
+    """
+    folder = resolve_path(path)
+    return folder.is_dir() and "train" in _label_sets(folder)
+
+
 def _label_sets(folder: Path) -> dict[str, dict[str, Path]]:
     """``{split: {label set: file}}`` of a folder in either layout."""
     found: dict[str, dict[str, Path]] = {}

@@ -82,8 +82,21 @@ def _source(name_or_path: str) -> str:
 
 def load_token_data(data: Any) -> DatasetDict:
     """Train and test splits with ``tokens`` and ``ner_tags`` (``Sequence(ClassLabel)``), subset as asked."""
-    from jal_trainer.data.conll import load_conll
+    from jal_trainer.data.conll import is_conll_folder, load_conll
 
+    if data.dataset is None:  # named after data_path, in place, so that recipe.yaml and the card carry it
+        if data.data_path is None:
+            raise ValueError("token classification needs data_path: a folder of CoNLL files (train.txt, "
+                             "test.txt) or a Hub / save_to_disk token set; or dataset: conll or noisebench.")
+        from jal_trainer.data.files import dataset_name_from_path, load_raw_data
+
+        data.dataset = dataset_name_from_path(data.data_path)
+        if is_conll_folder(data.data_path):
+            dataset = load_conll(data.data_path)
+        else:
+            raw = load_raw_data(data.data_path, data_config=data.data_config, data_revision=data.data_revision)
+            dataset = _as_token_dict(raw, data.text_column)
+        return _subsets(dataset, data)
     key = data.dataset.lower()
     if key in CONLL_DATASETS:
         path = data.data_path or CONLL_DATASETS[key]
@@ -94,6 +107,11 @@ def load_token_data(data: Any) -> DatasetDict:
         from jal_trainer.data import load_dataset_by_name
 
         dataset = _as_token_dict(load_dataset_by_name(data.dataset, data.data_path), data.text_column)
+    return _subsets(dataset, data)
+
+
+def _subsets(dataset: DatasetDict, data: Any) -> DatasetDict:
+    """The train and test splits, each cut to ``train_subset`` / ``test_subset`` sentences (seeded) when asked."""
     if "test" not in dataset:
         raise ValueError(f"dataset {data.dataset!r} has no test split (splits: {list(dataset)}); add one.")
     splits = {"train": dataset["train"], "test": dataset["test"]}
@@ -218,7 +236,7 @@ def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: di
                issues: dict[str, Any] | None) -> None:
     from jal_trainer.ner.card import write_token_card
     from jal_trainer.run_outputs import write_run_files
-    from jal_trainer.run_summary import cpu_bf16_tip, token_summary_table
+    from jal_trainer.run_summary import cpu_bf16_tip, run_facts, token_summary_table
 
     out = Path(args.output_dir)
     trainer.save_model()
@@ -228,7 +246,11 @@ def _write_run(trainer: Any, data: Any, model: Any, args: JALConfig, metrics: di
         (out / "label_issues.json").write_text(json.dumps(issues, indent=2))
     write_token_card(out)
     tip = cpu_bf16_tip(args.device.type, bf16=args.bf16, fp16=args.fp16, fine_tuned=True)
-    print(token_summary_table(out, metrics, issues, tip=tip))
+    facts = run_facts(out, args.loss_type, args.loss_preset, args.loss_kwargs(), None, "none")
+    if data.noise_type != "none":
+        facts.append(("training tags", f"{report.token_noise:.1%} of {report.num_tokens} wrong, entity-level noise "
+                                       f"{report.entity_noise:.1%} ({data.noise_type})"))
+    print(token_summary_table(out, metrics, issues, tip=tip, facts=facts))
 
 
 __all__ = ["TASK", "apply_token_noise", "check_token_recipe", "is_token_task", "load_token_data", "run_token"]
