@@ -188,6 +188,22 @@ def test_conll_folder_reads_into_tag_sequences(tmp_path: Path) -> None:
     assert dds["test"].num_rows == 2
 
 
+def test_token_subsets_follow_subset_seed_not_noise_seed(tmp_path: Path) -> None:
+    from jal_trainer.arguments import DataArguments
+    from jal_trainer.ner.train import load_token_data
+
+    rng = np.random.default_rng(0)
+    rows = [([WORDS[i] for i in rng.integers(0, 10, 3)], ["B-ZIP", "O", "O"]) for _ in range(40)]
+    write_conll(tmp_path / "train.txt", rows)
+    write_conll(tmp_path / "test.txt", rows)
+
+    def test_rows(**seeds: int) -> list[list[str]]:
+        data = DataArguments(data_path=str(tmp_path), train_subset=10, test_subset=10, **seeds)
+        return load_token_data(data)["test"]["tokens"]
+
+    assert test_rows(noise_seed=0) == test_rows(noise_seed=1) != test_rows(subset_seed=1)
+
+
 def test_conll_tag_outside_the_tag_set_is_an_error(tmp_path: Path) -> None:
     from jal_trainer.data.conll import load_conll
 

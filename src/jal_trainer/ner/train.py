@@ -111,13 +111,16 @@ def load_token_data(data: Any) -> DatasetDict:
 
 
 def _subsets(dataset: DatasetDict, data: Any) -> DatasetDict:
-    """The train and test splits, each cut to ``train_subset`` / ``test_subset`` sentences (seeded) when asked."""
+    """The train and test splits, each cut to ``train_subset`` / ``test_subset`` sentences when asked.
+
+    Drawn with ``subset_seed``, as sequence data is, so that another ``noise_seed`` keeps the test set.
+    """
     if "test" not in dataset:
         raise ValueError(f"dataset {data.dataset!r} has no test split (splits: {list(dataset)}); add one.")
     splits = {"train": dataset["train"], "test": dataset["test"]}
     for split, size in (("train", data.train_subset), ("test", data.test_subset)):
         if size and size < len(splits[split]):
-            rng = np.random.default_rng(data.noise_seed)
+            rng = np.random.default_rng(data.subset_seed)
             splits[split] = splits[split].select(np.sort(rng.choice(len(splits[split]), size, replace=False)))
     return DatasetDict(splits)
 
