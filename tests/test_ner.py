@@ -299,7 +299,8 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.Captur
     summary = capsys.readouterr().out  # the closing table names the entity F1 and the flagged tags
     assert f"clean test entity F1  {result['test_f1']:.4f}" in summary
     assert f"{issues['num_flagged_tokens']} of 120 training tags" in summary and str(out) in summary
-    assert "loss                  jal-ce (" in summary and f"entity-level noise {noise['entity_noise']:.1%}" in summary
+    # a pretrained encoder and no loss_preset: the finetune preset, as for sequence classification
+    assert "loss                  jal-ce (alpha 10, beta 1, a 5; finetune preset)" in summary and f"entity-level noise {noise['entity_noise']:.1%}" in summary
     assert yaml.safe_load((out / "recipe.yaml").read_text())["dataset"] == "data"
 
 

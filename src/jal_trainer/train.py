@@ -61,7 +61,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
 
     if is_token_task(model_args):  # NER: its own data, noise, metrics and outputs (jal_trainer.ner)
         prepare_output_dir(args, model_args.model)  # the same refusal of a non-empty output_dir
-        return run_token(data_args, model_args, args)
+        return run_token(data_args, model_args, default_preset(model_args, args))
     _check_before_loading(data_args, model_args)
     resume = prepare_output_dir(args, model_args.model)
     args = default_preset(model_args, args)
