@@ -52,7 +52,8 @@ from transformers.utils import logging
 
 from jal_trainer.atomic import atomic_target
 from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
-from jal_trainer.auto_search import _CandidateTrainer, check_backend, file_name, replace_args, run_search  # noqa: F401
+from jal_trainer.auto_search import (  # noqa: F401
+    _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search)
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
 from jal_trainer.selection import slice_scores, stratified_holdout
@@ -300,7 +301,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         selection.write(args.output_dir)
     if all(row["status"] != "ok" for row in selection.candidates):
         raise RuntimeError(f"auto: every candidate failed ({failures}); see {SELECTION_FILE}.")
-    logger.warning(f"auto chose {selection.chosen.label}: {selection.reason}")
+    logger.warning(f"auto chose {selection.chosen.label}: {selection.reason}\n{candidate_table(selection.candidates)}")
     return selection
 
 

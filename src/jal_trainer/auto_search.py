@@ -182,6 +182,8 @@ def run_search(model_init: Callable, args: JALConfig, table: dict[str, Candidate
     else:
         space, hp_space = _ray_options(candidate_args, scratch, labels)
     # The study ranks by noisy-slice accuracy; `decide` then corrects every candidate's score.
+    logger.warning(f"auto: {len(labels)} candidates ({', '.join(labels)}); a trial's value below is its accuracy "
+                   "on the noisy held-out slice, corrected for the noise before the choice.")
     trials = len(labels) if backend == "optuna" else 1  # Ray: one sample of the grid runs every candidate
     started = backend == "ray" and _start_ray(args)
     try:
@@ -198,6 +200,26 @@ def run_search(model_init: Callable, args: JALConfig, table: dict[str, Candidate
 
             ray.shutdown()  # the Ray this search started for itself; a cluster the user joined stays
     return read_results(scratch, labels)
+
+
+def candidate_table(candidates: list[dict[str, Any]]) -> str:
+    """The candidates of a `LossSelection` as aligned text: noisy-slice and estimated clean accuracy, status.
+
+    Example:
+        >>> print(candidate_table([{"label": "ce", "status": "ok", "noisy_slice_accuracy": 0.61,
+        ...                         "estimated_clean_accuracy": 0.8}, {"label": "gce", "status": "failed"}]))
+          candidate  noisy-slice acc.  estimated clean acc.  status
+          ce                   0.6100                0.8000  ok
+          gce                       -                     -  failed
+    """
+    def cell(row: dict[str, Any], key: str) -> str:
+        return "-" if row.get(key) is None else f"{row[key]:.4f}"
+
+    width = max(len("candidate"), *(len(row["label"]) for row in candidates))
+    lines = [f"  {'candidate':<{width}}  noisy-slice acc.  estimated clean acc.  status"]
+    lines += [f"  {row['label']:<{width}}  {cell(row, 'noisy_slice_accuracy'):>16}  "
+              f"{cell(row, 'estimated_clean_accuracy'):>20}  {row['status']}" for row in candidates]
+    return "\n".join(lines)
 
 
 def _ray_options(args: JALConfig, scratch: str, labels: list[str]) -> tuple[dict[str, Any], Callable]:

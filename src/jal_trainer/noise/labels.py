@@ -3,8 +3,9 @@
 Example:
     >>> import numpy as np
     >>> from jal_trainer.noise import make_noisy_labels
-    >>> make_noisy_labels(np.array([0, 0, 1, 1]), "pairflip", 0.5, seed=0).shape
-    (4,)
+    >>> noisy, T = make_noisy_labels(np.array([0, 0, 1, 1]), "pairflip", 0.5, seed=0)
+    >>> noisy.shape, T.shape
+    ((4,), (2, 2))
 """
 
 from __future__ import annotations

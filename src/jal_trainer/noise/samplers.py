@@ -3,7 +3,7 @@
 Example:
     >>> import numpy as np
     >>> from jal_trainer.noise import corrupt_labels, transition_matrix
-    >>> clean = np.repeat(np.arange(10), 100)
+    >>> clean = np.repeat(np.arange(10), 90)  # floor(0.4 / 9 * 90) = 4 flips per class pair: 40% exactly
     >>> float((corrupt_labels(clean, transition_matrix("symmetric", 0.4, 10), seed=0) != clean).mean())
     0.4
 """

@@ -2,8 +2,9 @@
 
 Example:
     >>> from jal_trainer.noise import majority_vote
-    >>> majority_vote([[1, 1, -1], [0, -1, -1]], num_classes=2, seed=0).tolist()
-    [1, 0]
+    >>> labels, covered = majority_vote([[1, 1, -1], [0, -1, -1]], num_classes=2, seed=0)
+    >>> labels.tolist(), covered.tolist()
+    ([1, 0], [True, True])
 """
 
 from __future__ import annotations
