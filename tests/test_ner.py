@@ -266,7 +266,8 @@ def test_token_label_issues_against_the_clean_tags() -> None:
 
 
 @pytest.mark.slow
-def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import BertConfig, BertForTokenClassification
 
     from jal_trainer.train import main
@@ -302,6 +303,25 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.Captur
     # a pretrained encoder and no loss_preset: the finetune preset, as for sequence classification
     assert "loss                  jal-ce (alpha 10, beta 1, a 5; finetune preset)" in summary and f"entity-level noise {noise['entity_noise']:.1%}" in summary
     assert yaml.safe_load((out / "recipe.yaml").read_text())["dataset"] == "data"
+    check_token_run_commands(out, monkeypatch)
+
+
+def check_token_run_commands(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`jal card`, `jal push`, `jal report` and `jal clean` on a finished token run: token outputs or a clear refusal."""
+    from jal_trainer.clean import clean_run
+    from jal_trainer.hub import push, render_card
+    from jal_trainer.report import main as report
+
+    card = render_card(out).read_text()  # the run's own card is regenerated, as a token card
+    assert "type: token-classification" in card and "type: accuracy" not in card
+    sent: dict[str, str] = {}
+    monkeypatch.setattr(push, "upload_operations", lambda run, text, png: sent.setdefault("card", text) and [])
+    push.push_run(out, "someone/ner-run", dry_run=True)
+    assert "type: token-classification" in sent["card"] and "name: ner-run" in sent["card"]
+    assert report([str(out)]) == 0
+    assert "training tags flagged" in (out / "report.md").read_text()
+    with pytest.raises(ValueError, match="token-classification"):
+        clean_run(out)
 
 
 @pytest.mark.parametrize("recipe", sorted((RECIPES_DIR / "ner").glob("*.yaml")))

@@ -48,6 +48,12 @@ CLEAN_JSON = "clean.json"
 def read_issue_table(run_dir: Path) -> dict[str, np.ndarray]:
     """The run's ``label_issues.csv`` as arrays: ``index``, ``label``, ``is_label_issue``, ``predicted_label``, ..."""
     path = run_dir / "label_issues.csv"
+    from jal_trainer.ner.card import is_token_run
+
+    if is_token_run(run_dir):
+        raise ValueError(f"{run_dir} is a token-classification (NER) run: jal clean retrains sequence classifiers "
+                         "only. Its flagged tags and spans are per sentence in label_issues.json; fix them in your "
+                         "data and run jal train again.")
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist: the run found no label issues. Train it with --find_label_issues true "

@@ -272,6 +272,8 @@ def _report_markdown(run: Path, recipe: Mapping[str, Any], metrics: Mapping[str,
 
 def _issues_markdown(issues: Mapping[str, Any]) -> str:
     """Counts, quality against the clean labels when known, and the ten most suspicious rows."""
+    if "num_flagged_tokens" in issues:  # a token (NER) run: `jal_trainer.ner.issues.find_token_label_issues`
+        return _token_issues_markdown(issues)
     lines = [f"Rule `{issues.get('rule')}` on the {issues.get('probabilities', 'predicted probabilities')}: "
              f"{issues.get('num_flagged')} of {issues.get('num_rows')} training labels flagged. Every row, "
              "with its score: `label_issues.csv`."]
@@ -292,8 +294,23 @@ def _issues_markdown(issues: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _token_issues_markdown(issues: Mapping[str, Any]) -> str:
+    """A token run's flagged tags and spans and, with clean tags, how well the scores rank the wrong ones."""
+    lines = [f"{issues['num_flagged_tokens']} of {issues['num_tokens']} training tags flagged, "
+             f"{issues['num_flagged_spans']} entity spans ({issues.get('probabilities', 'predicted probabilities')}). "
+             "Per sentence, with the scores: `label_issues.json`."]
+    report = issues.get("report") or {}
+    if report.get("token_auroc") is not None:
+        names = ("token_auroc", "token_auprc", "token_precision", "token_recall", "span_precision", "span_recall",
+                 "wrong_tokens", "wrong_spans")
+        lines += ["", markdown_table(["against the clean tags", "value"],
+                                     [(n.replace("_", " "), _fmt(report.get(n), 3)) for n in names if n in report])]
+    return "\n".join(lines)
+
+
 def _noise_markdown(noise: Mapping[str, Any]) -> str:
-    keys = ("num_samples", "num_classes", "noise_rate", "min_a", "min_a_source", "binding_class")
+    keys = ("num_samples", "num_classes", "noise_rate", "min_a", "min_a_source", "binding_class",
+            "num_sentences", "num_tokens", "token_noise", "entity_noise", "entity_precision", "entity_recall")
     table = markdown_table(["quantity", "value"], [(k, noise[k]) for k in keys if k in noise])
     rates = noise.get("per_class_rate")
     if isinstance(rates, list) and rates:

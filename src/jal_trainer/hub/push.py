@@ -225,7 +225,10 @@ def push_run(
     data = JALCardData.from_run(run, repo_id=repo_id, **overrides)
     png = learning_curve_png(data.log_history, data.model_name)
     data.learning_curve = LEARNING_CURVE if png is not None else None
-    operations = upload_operations(run, str(data.to_model_card()), png)
+    from jal_trainer.ner.card import is_token_run, token_card
+
+    card = token_card(run, data.model_name) if is_token_run(run) else data.to_model_card()
+    operations = upload_operations(run, str(card), png)
     if dry_run:
         return operation_sizes(operations)
 

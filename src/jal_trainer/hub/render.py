@@ -237,13 +237,18 @@ def render_card(
     """
     run = Path(run_dir)
     from jal_trainer.hub.card_data import JALCardData
+    from jal_trainer.ner.card import is_token_run, token_card
 
-    data = JALCardData.from_run(run, **overrides)
     target = Path(out) if out is not None else run / "README.md"
     if target.exists() and not overwrite and not _own_card(target, run):
         raise FileExistsError(
             f"{os.fspath(target)!r} already exists. Pass --overwrite to replace it, or another --out path."
         )
+    if is_token_run(run):  # NER: entity F1 and entity-level noise, not the sequence card's accuracy
+        target.parent.mkdir(parents=True, exist_ok=True)
+        token_card(run, overrides.get("model_name")).save(target)
+        return target
+    data = JALCardData.from_run(run, **overrides)
     plotted = write_learning_curve(data.log_history, run / LEARNING_CURVE, data.model_name)
     data.learning_curve = LEARNING_CURVE if plotted else None
     if target.resolve().parent != run.resolve():

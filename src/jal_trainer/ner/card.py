@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from jal_trainer.hub.run_folder import CARD_MARKER
+
 TASK = "token-classification"
 PRETTY = {"noisebench": "NoiseBench (CoNLL-03 English NER)", "conll": "CoNLL-format NER data"}
 UNCASED = {"all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -42,9 +44,18 @@ def noise_source(recipe: dict[str, Any]) -> str:
     return "none (clean tags)"
 
 
-def token_card(run_dir: str | os.PathLike[str]) -> ModelCard:
-    """Build the card of a finished token run folder (recipe.yaml, noise_report.json, metrics.json)."""
+def is_token_run(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``run_dir`` holds a token-classification run (its recipe.yaml says ``task: token-classification``)."""
+    return (_read(Path(run_dir) / "recipe.yaml") or {}).get("task") == TASK
+
+
+def token_card(run_dir: str | os.PathLike[str], model_name: str | None = None) -> ModelCard:
+    """Build the card of a finished token run folder (recipe.yaml, noise_report.json, metrics.json).
+
+    ``model_name``: the name in the card and its model-index (default: the run folder's name).
+    """
     run = Path(run_dir)
+    name = model_name or run.resolve().name
     recipe = _read(run / "recipe.yaml")
     if not recipe:
         raise ValueError(f"{os.fspath(run)!r} has no recipe.yaml; pass the output_dir of a `jal train` token run.")
@@ -58,12 +69,12 @@ def token_card(run_dir: str | os.PathLike[str]) -> ModelCard:
     results = [EvalResult(task_type=TASK, dataset_type=dataset, dataset_name=PRETTY.get(dataset, dataset),
                           dataset_split="test", dataset_args=args, metric_type="f1", metric_name="Clean test entity F1",
                           metric_value=round(float(metrics["test_f1"]), 4))] if "test_f1" in metrics else []
-    data = ModelCardData(model_name=run.resolve().name, base_model=UNCASED.get(model), pipeline_tag=TASK,
+    data = ModelCardData(model_name=name, base_model=UNCASED.get(model), pipeline_tag=TASK,
                          library_name="transformers", tags=["noisy-labels", "jal-trainer", "robust-loss", "ner"],
                          metrics=["f1"], eval_results=results or None)
     cased = " (uncased: it lower-cases every word, so capitalisation, a strong NER cue, is lost)" if model in UNCASED else ""
     lines = [
-        f"# {run.resolve().name}", "",
+        f"<!-- {CARD_MARKER} (`jal train` or `jal card`) from the run's results. -->", "", f"# {name}", "",
         f"A token classifier (NER) fine-tuned from {model}{cased} with jal-trainer, loss **{loss}**, on "
         f"**{PRETTY.get(dataset, dataset)}** whose training tags carry **{source}**.", "",
         "| | |", "|:--|--:|",
@@ -83,10 +94,10 @@ def _pct(value: Any) -> str:
 def write_token_card(run_dir: str | os.PathLike[str]) -> Path:
     """Write ``README.md`` into the run folder (never over a card the user wrote) and return its path."""
     path = Path(run_dir) / "README.md"
-    if path.is_file() and "jal-trainer" not in path.read_text():
+    if path.is_file() and CARD_MARKER not in path.read_text():
         path = path.with_name("README.jal.md")  # keep the user's own README
     path.write_text(str(token_card(run_dir)))
     return path
 
 
-__all__ = ["noise_source", "token_card", "write_token_card"]
+__all__ = ["is_token_run", "noise_source", "token_card", "write_token_card"]
