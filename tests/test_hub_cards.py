@@ -163,6 +163,21 @@ def test_create_model_card_from_a_live_trainer(trained: dict[str, Any], tmp_path
     assert (tmp_path / "learning_curve.png").read_bytes().startswith(PNG_MAGIC)
 
 
+def test_create_model_card_of_a_data_set_built_in_memory(trained: dict[str, Any], tmp_path: Path) -> None:
+    """No dataset= and a training set without a builder name (Dataset.from_dict): TrainingSummary gives [None]."""
+    trainer = trained["trainer"]
+    assert not trainer.train_dataset.info.dataset_name and not getattr(trainer.train_dataset, "builder_name", None)
+    original = trainer.args.output_dir
+    trainer.args.output_dir = str(tmp_path)
+    try:
+        trainer.create_model_card()  # raised TypeError in dataset_names(None) before
+    finally:
+        trainer.args.output_dir = original
+    card = ModelCard.load(tmp_path / "README.md")
+    assert card.data.eval_results[0].dataset_name.startswith("unknown")
+    assert "This is a text classifier" in card.text
+
+
 def test_card_command_through_the_cli(trained: dict[str, Any], tmp_path: Path) -> None:
     from jal_trainer.cli import main
 

@@ -341,7 +341,8 @@ def _live_fields(trainer: Any, summary: Any) -> dict[str, Any]:
         "model_name": summary.model_name,
         "model": name_or_path,
         "base_model": base_model_id(name_or_path),
-        "dataset": _listify(summary.dataset)[0] if summary.dataset else _dataset_name(trainer.train_dataset),
+        # TrainingSummary gives [None] for a data set built in memory (Dataset.from_dict, from_pandas, ...)
+        "dataset": next((d for d in _listify(summary.dataset) if d), None) or _dataset_name(trainer.train_dataset),
         "loss_type": loss_type,
         "task_type": "image-classification" if is_vision else (tasks[0] if tasks else "text-classification"),
         "loss_params": params,

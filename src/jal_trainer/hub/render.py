@@ -39,13 +39,17 @@ if TYPE_CHECKING:
     from jal_trainer.hub.card_data import JALCardData
 
 
+TASK_PHRASES = {"text-classification": "a text classifier", "image-classification": "an image classifier",
+                "token-classification": "a token classifier"}
+
+
 def template_context(data: JALCardData) -> dict[str, Any]:
     """Values the Jinja template reads."""
     epoch_table, epoch_note = _epoch_table(data)
     return {
         "model_name": data.model_name,
         "base_model": data.base_model,
-        "task_phrase": "a text classifier" if data.task_type == "text-classification" else "an image classifier",
+        "task_phrase": TASK_PHRASES.get(data.task_type, "a classifier"),
         "dataset_pretty": data.dataset_pretty,
         "noise_phrase": data.noise_phrase(),
         "loss_display": data.loss_type.upper() if data.loss_type.startswith("jal") else data.loss_type,
