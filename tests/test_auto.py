@@ -207,3 +207,27 @@ def test_slice_probabilities_keep_the_row_order_under_group_by_length(tmp_path: 
         expected = torch.softmax(model(torch.stack(list(slice_["x"]))), dim=-1).numpy()
     assert np.allclose(np.load(tmp_path / "ce.npy"), expected, atol=1e-5)
     assert trainer.args.train_sampling_strategy == "group_by_length"  # put back after the evaluation
+
+
+def test_hyperparameter_search_trains_each_trial_with_its_own_loss(tmp_path: Path) -> None:
+    # Trainer.hyperparameter_search sets a trial's values on args; the loss built in __init__ must follow
+    import optuna
+
+    from jal_trainer import JALTrainer
+
+    args = JALConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, remove_unused_columns=False,
+                     save_strategy="no", disable_tqdm=True, per_device_train_batch_size=32, num_train_epochs=1,
+                     logging_strategy="no", loss_type="jal-ce", loss_preset="cifar10")  # a = 30
+    data = blobs(64, seed=0)
+    trainer = JALTrainer(model_init=MLP, args=args, train_dataset=data, eval_dataset=data)
+    seen: list[float] = []
+
+    def objective(metrics: dict[str, float]) -> float:
+        seen.append(trainer.loss_fn.hparams["a"])
+        return metrics["eval_loss"]
+
+    values = [2.0, 50.0]
+    trainer.hyperparameter_search(hp_space=lambda trial: {"a": trial.suggest_categorical("a", values)}, n_trials=2,
+                                  backend="optuna", compute_objective=objective,
+                                  sampler=optuna.samplers.GridSampler({"a": values}, seed=0))
+    assert sorted(seen) == values

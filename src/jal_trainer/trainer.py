@@ -91,6 +91,7 @@ class JALTrainer(ModelCardMixin, Trainer):
     def __init__(self, model: nn.Module | None = None, args: TrainingArguments | None = None, *,
                  loss: nn.Module | None = None, **kwargs: Any) -> None:
         args = _as_jal_config(args)
+        self._loss_from_args = loss is None  # hyperparameter_search then rebuilds it per trial
         self.loss_fn = loss if loss is not None else args.build_loss(reduction="none")
         if args.label_smoothing_factor:
             # honoured in the loss (cross_entropy's label_smoothing); the Trainer's own smoother is off
@@ -118,6 +119,19 @@ class JALTrainer(ModelCardMixin, Trainer):
         self._warn_if_a_not_admissible()
 
     # ---- loss ----------------------------------------------------------------------------------
+
+    def _hp_search_setup(self, trial: Any) -> None:
+        """`hyperparameter_search` sets a trial's values on ``args``; the loss is rebuilt from them.
+
+        Without this, a search over ``a``, ``q``, ``alpha``, ``beta`` or ``loss_type`` would train every
+        trial with the loss built in ``__init__``. A ``loss=`` module passed in is left as it is.
+        """
+        super()._hp_search_setup(trial)
+        if trial is not None and self._loss_from_args:
+            self.loss_fn = self.args.build_loss(reduction="none")
+            if self.args.label_smoothing_factor:  # a trial that sets it: honoured in the loss, as in __init__
+                self.loss_fn = _smoothed_ce(self.args.label_smoothing_factor, None)
+                self.args.label_smoothing_factor = 0.0
 
     def compute_loss(
         self,
