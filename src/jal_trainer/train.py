@@ -28,6 +28,7 @@ from jal_trainer.metrics import compute_metrics_fn
 from jal_trainer.noisy_datasets import noise_report
 # package_versions and _jsonable stay importable from here (scripts and modules written before the split)
 from jal_trainer.label_issue_files import write_label_issues  # noqa: F401  (re-exported)
+from jal_trainer.run_defaults import default_preset, probe_defaults  # noqa: F401  (default_preset re-exported)
 from jal_trainer.run_outputs import _jsonable, package_versions, write_run  # noqa: F401
 from jal_trainer.trainer import JALTrainer
 
@@ -64,7 +65,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
         return run_token(data_args, model_args, default_preset(model_args, args))
     _check_before_loading(data_args, model_args)
     resume = prepare_output_dir(args, model_args.model)
-    args = default_preset(model_args, args)
+    args = probe_defaults(model_args, default_preset(model_args, args))
     set_seed(args.seed)
     # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
     dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
@@ -142,23 +143,6 @@ def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
     check_data_arguments(data)
     if model.model not in VISION_MODELS:
         _check_text_model(model.model)
-
-
-def default_preset(model: ModelArguments, args: JALConfig) -> JALConfig:
-    """A recipe on a pretrained checkpoint that names no preset gets ``finetune`` (AdamW values).
-
-    The paper's presets are CIFAR/SGD values; with AdamW on a pretrained encoder JAL's a = 30 drowns
-    the active term. Vision models train from scratch and keep the loss's own defaults.
-    """
-    from jal_trainer.losses import FINETUNE_PRESET, PRESETS
-
-    if args.loss_preset is not None or model.model in VISION_MODELS:
-        return args
-    if args.loss_type != "auto" and args.loss_type not in PRESETS[FINETUNE_PRESET]:
-        return args
-    logger.info(f"Pretrained model and no loss_preset: using loss_preset={FINETUNE_PRESET!r}.")
-    args.loss_preset = FINETUNE_PRESET
-    return args
 
 
 def _check_text_model(name_or_path: str) -> None:
