@@ -63,7 +63,7 @@ def probe_defaults(model: ModelArguments, args: JALConfig) -> JALConfig:
             changed.append(f"{name} {value:g}")
     if changed:
         logger.warning(f"freeze_encoder: a linear head on frozen embeddings; using {', '.join(changed)} (the probe "
-                       "benchmark's schedule; set them to override).")
+                       f"benchmark's schedule; set {'them' if len(changed) > 1 else 'it'} to override).")
     elif args.learning_rate < 1e-3:
         logger.warning(f"freeze_encoder with learning_rate {args.learning_rate:g}: a linear head on frozen embeddings "
                        "usually needs about 1e-2 (the probe benchmark's value).")
