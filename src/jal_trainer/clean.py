@@ -47,9 +47,9 @@ CLEAN_JSON = "clean.json"
 
 def read_issue_table(run_dir: Path) -> dict[str, np.ndarray]:
     """The run's ``label_issues.csv`` as arrays: ``index``, ``label``, ``is_label_issue``, ``predicted_label``, ..."""
-    path = run_dir / "label_issues.csv"
     from jal_trainer.ner.card import is_token_run
 
+    path = run_dir / "label_issues.csv"
     if is_token_run(run_dir):
         raise ValueError(f"{run_dir} is a token-classification (NER) run: jal clean retrains sequence classifiers "
                          "only. Its flagged tags and spans are per sentence in label_issues.json; fix them in your "

@@ -92,12 +92,9 @@ class JALTrainer(ModelCardMixin, Trainer):
                  loss: nn.Module | None = None, **kwargs: Any) -> None:
         args = _as_jal_config(args)
         self._loss_from_args = loss is None  # hyperparameter_search then rebuilds it per trial
-        self.loss_fn = loss if loss is not None else args.build_loss(reduction="none")
         if args.label_smoothing_factor:
-            # honoured in the loss (cross_entropy's label_smoothing); the Trainer's own smoother is off
-            self.loss_fn = _smoothed_ce(args.label_smoothing_factor, loss)
-            args = copy.copy(args)
-            args.label_smoothing_factor = 0.0
+            args = copy.copy(args)  # _loss_from turns the Trainer's own smoother off: not in the caller's args
+        self.loss_fn = _loss_from(args, loss)
         # Passing a compute_loss_func makes the Trainer count `num_items_in_batch` over the whole
         # optimiser step (all accumulation steps, all processes), even for a plain nn.Module.
         kwargs.setdefault("compute_loss_func", LossFunction(self.loss_fn))
@@ -128,10 +125,7 @@ class JALTrainer(ModelCardMixin, Trainer):
         """
         super()._hp_search_setup(trial)
         if trial is not None and self._loss_from_args:
-            self.loss_fn = self.args.build_loss(reduction="none")
-            if self.args.label_smoothing_factor:  # a trial that sets it: honoured in the loss, as in __init__
-                self.loss_fn = _smoothed_ce(self.args.label_smoothing_factor, None)
-                self.args.label_smoothing_factor = 0.0
+            self.loss_fn = _loss_from(self.args, None)
 
     def compute_loss(
         self,
@@ -362,6 +356,16 @@ def _realised_noise(dataset: Any, clean_column: str) -> Any:
     from jal_trainer.noise import noise_report_from_labels
 
     return noise_report_from_labels(dataset[clean_column], dataset[label_column])
+
+
+def _loss_from(args: JALConfig, loss: nn.Module | None) -> nn.Module:
+    """The per-sample loss of ``args`` (or ``loss``); ``label_smoothing_factor`` is honoured in it
+    (cross_entropy's label_smoothing) and set to 0 in ``args``, so the Trainer's own smoother stays off."""
+    if not args.label_smoothing_factor:
+        return loss if loss is not None else args.build_loss(reduction="none")
+    smoothed = _smoothed_ce(args.label_smoothing_factor, loss)
+    args.label_smoothing_factor = 0.0
+    return smoothed
 
 
 __all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "l1_parameters", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
