@@ -73,6 +73,7 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
         report_path = Path(scratch) / "noise_report.json"
         report = json.loads(report_path.read_text()) if report_path.exists() else {}
         extra = _run_extras(Path(scratch))
+        _keep_slice(Path(scratch), Path(out_path))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     record = {
@@ -150,6 +151,18 @@ def _write_plain_cell(spec: RunSpec, out_path: Path, cell: dict[str, Any], clean
     if spec.mode:
         record["regime"] = spec.mode
     write_json(path, record)
+
+
+def _keep_slice(run_dir: Path, out_path: Path) -> None:
+    """Copy auto's held-out slice (candidates' probabilities, noisy and clean labels) to ``<run>.slice.npz``.
+
+    It lets `recipes/auto_slice_check.py evaluate --runs` judge auto's rule on the slice's clean
+    training labels in this regime, without retraining a candidate.
+    """
+    from jal_trainer.auto_search import SLICE_FILE
+
+    if (run_dir / SLICE_FILE).exists():
+        shutil.copyfile(run_dir / SLICE_FILE, out_path.with_suffix(".slice.npz"))
 
 
 def _run_extras(run_dir: Path) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from datasets import Dataset
 
 from jal_trainer import JALConfig
 from jal_trainer.auto import SELECTION_FILE, _CandidateTrainer, decide, parse_candidates, select_loss
+from jal_trainer.auto_search import SLICE_FILE
 from jal_trainer.selection import anchor_transition, calibrate, confident_transition, estimated_clean_accuracy
 from jal_trainer.selection import informative_rows, repair_transition, slice_scores, stratified_holdout
 
@@ -71,6 +72,25 @@ def test_symmetric_noise_picks_a_robust_loss_and_the_card_records_it(tmp_path: P
     card = JALCardData(model_name="m", dataset="blobs", loss_type="nce+rce", loss_selection=record)
     text = str(card.to_model_card())
     assert "How the loss was chosen" in text and "| nce+rce (chosen) |" in text and selection.reason in text
+
+
+@pytest.mark.slow
+def test_the_slice_file_replays_the_recorded_choice(tmp_path: Path) -> None:
+    """loss_selection_slice.npz holds the very rows, labels and probabilities auto scored: replaying
+    `decide` on it gives the recorded choice and noisy-slice accuracies, and a kept clean column comes along."""
+    clean = blobs(400, 2, noise=0.0).with_format("numpy")["labels"][:]  # the same draws, nothing flipped
+    data = blobs(400, 2, noise=0.3).with_format(None).add_column("clean_label", clean.tolist()).with_format("torch")
+    selection = select_loss(MLP, auto_args(tmp_path, num_train_epochs=10), data)
+    saved = np.load(tmp_path / SLICE_FILE)
+    assert np.array_equal(saved["noisy"], data.with_format("numpy")["labels"][:][saved["rows"]])
+    assert np.array_equal(saved["clean"], clean[saved["rows"]])
+    assert not np.array_equal(saved["clean"], saved["noisy"])  # the noise is there to judge the choice by
+    probs = {k[2:]: saved[k].astype(np.float32) for k in saved.files if k.startswith("p_")}
+    assert sorted(probs) == ["ce", "nce+rce"]
+    replayed = decide(parse_candidates(["nce+rce"], "cifar10"), probs, {}, saved["noisy"], {"seed": 0})
+    assert replayed.chosen.label == selection.chosen.label
+    recorded = {r["label"]: r["noisy_slice_accuracy"] for r in selection.candidates}
+    assert {r["label"]: r["noisy_slice_accuracy"] for r in replayed.candidates} == recorded
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ training, not two.
 Cost, in full trainings: 1 (the final one) + the candidates; by default at most
 ``1 + 0.5 * number of candidates``, a ``+clean`` candidate counted as two (it trains twice), and
 ``auto_budget`` lowers it. The choice, every candidate's scores, the reason and the rows a
-``+clean`` choice drops go to ``loss_selection.json`` in the run folder and into the model card.
+``+clean`` choice drops go to ``loss_selection.json`` in the run folder and into the model card;
+the slice rows with every candidate's probabilities go to ``loss_selection_slice.npz``.
 
 Example:
     >>> from jal_trainer import JALConfig
@@ -53,7 +54,7 @@ from transformers.utils import logging
 from jal_trainer.atomic import atomic_target
 from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
 from jal_trainer.auto_search import (  # noqa: F401
-    _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search)
+    _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns, write_slice_file)
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
 from jal_trainer.selection import slice_scores, stratified_holdout
@@ -238,7 +239,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         model_init: returns a fresh, untrained model (called once per candidate).
         args: a `JALConfig`; ``auto_candidates``, ``auto_budget``, ``auto_holdout``, the schedule
             (``num_train_epochs`` or ``max_steps``), ``seed``, ``auto_backend`` and
-            ``auto_storage`` are read. Its ``output_dir`` receives only ``loss_selection.json``;
+            ``auto_storage`` are read. Its ``output_dir`` receives only ``loss_selection.json`` and
+            ``loss_selection_slice.npz`` (`write_slice_file`);
             candidates train in a temporary folder (inside ``auto_storage`` when set: with Ray
             on several machines, a folder every machine sees).
         train_dataset: a `datasets.Dataset` with a label column (``labels`` or ``label``).
@@ -299,6 +301,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     record_flags(selection, flags, kept, held, args.per_device_train_batch_size * max(args.world_size, 1))
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)
+        write_slice_file(args.output_dir, held, labels[held], probabilities, slice_columns(train_dataset, held))
     if all(row["status"] != "ok" for row in selection.candidates):
         raise RuntimeError(f"auto: every candidate failed ({failures}); see {SELECTION_FILE}.")
     logger.warning(f"auto chose {selection.chosen.label}: {selection.reason}\n{candidate_table(selection.candidates)}")

@@ -35,7 +35,7 @@ from transformers import EvalPrediction
 from transformers.utils import logging
 
 from jal_trainer.atomic import atomic_target
-from jal_trainer.config import JALConfig
+from jal_trainer.config import CLEAN_LABEL_COLUMN, JALConfig
 from jal_trainer.trainer import JALTrainer
 
 if TYPE_CHECKING:
@@ -160,6 +160,46 @@ def read_results(scratch: str | os.PathLike[str], labels: list[str]) -> tuple[di
     return probabilities, failures
 
 
+SLICE_FILE = "loss_selection_slice.npz"
+
+
+def slice_columns(train_dataset: Any, held: np.ndarray) -> dict[str, np.ndarray]:
+    """The slice rows' clean labels and weak votes, where a study kept them (never read to choose)."""
+    names = {CLEAN_LABEL_COLUMN: "clean", "weak_labels": "weak"}
+    present = [c for c in names if c in train_dataset.column_names]
+    if not present:
+        return {}
+    table = train_dataset.select(held).with_format("numpy", columns=present)[:]
+    return {names[c]: np.asarray(table[c]) for c in present}
+
+
+def write_slice_file(output_dir: str | os.PathLike[str], rows: np.ndarray, noisy: np.ndarray,
+                     probabilities: dict[str, np.ndarray], extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Save what auto scored: the slice's ``rows`` (indices into the training set, ``(N,)``), their
+    ``noisy`` labels ``(N,)`` and every candidate's slice probabilities as ``p_<label>`` ``(N, K)``.
+
+    ``extra`` adds columns of the slice rows (``clean``, ``weak``) when the training set has them, so a
+    study can judge the choice against known clean labels afterwards (``recipes/auto_slice_check.py``);
+    auto itself never reads clean labels. Float16 keeps the file small (a 2,000-row slice with 10
+    classes and 5 candidates: about 200 KB).
+
+    Example:
+        >>> import tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> path = write_slice_file(folder, np.array([3, 7]), np.array([0, 1]), {"ce": np.eye(2)})
+        >>> sorted(np.load(path).files)
+        ['noisy', 'p_ce', 'rows']
+    """
+    path = Path(output_dir) / SLICE_FILE
+    arrays = {"rows": np.asarray(rows, dtype=np.int64), "noisy": np.asarray(noisy, dtype=np.int64),
+              **{f"p_{label}": np.asarray(p, dtype=np.float16) for label, p in probabilities.items()},
+              **(extra or {})}
+    with atomic_target(path) as tmp:
+        with open(tmp, "wb") as handle:  # np.savez on a path would append ".npz" to the temporary name
+            np.savez_compressed(handle, **arrays)
+    return path
+
+
 def run_search(model_init: Callable, args: JALConfig, table: dict[str, Candidate], train: Any, held: Any,
                collator: Any, processing_class: Any, schedule: dict[str, float], scratch: str,
                backend: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -253,4 +293,5 @@ def _start_ray(args: JALConfig) -> bool:
     return started
 
 
-__all__ = ["BACKENDS", "check_backend", "read_results", "replace_args", "run_search"]
+__all__ = ["BACKENDS", "SLICE_FILE", "check_backend", "read_results", "replace_args", "run_search", "slice_columns",
+           "write_slice_file"]
