@@ -4,9 +4,12 @@
 all seven losses as candidates) and saves, per data set and seed, every candidate's predicted
 distribution on the held-out slice with the slice's noisy, clean and weak labels. The clean labels
 of training rows are known here only because the benchmark keeps them beside the noise; auto never
-reads them. `evaluate` replays `jal_trainer.auto.decide` on those slices under rule variants (the
-transition-matrix estimator, the CE guard in bootstrap stds) and reports, per variant, what it
-chose and how far its choice's clean slice accuracy is from the best candidate's and from CE's.
+reads them. `evaluate` replays `jal_trainer.auto_decide.decide` on those slices under rule variants
+(the transition-matrix estimator, the CE margin in bootstrap stds) and reports, per variant, what
+it chose and how far its choice's clean slice accuracy is from the best candidate's and from CE's.
+``evaluate --runs DIR`` does the same on the slice files the benchmark keeps beside each auto run
+(``auto-seed<k>.slice.npz``: the fine-tuning regime, where capturing anew would cost a training per
+candidate), writing ``--out`` (e.g. ``recipes/results/auto_slice_check_finetune``).
 It also replays the current rule on candidate sets (`CANDIDATE_SETS`: the defaults, and the
 defaults plus the detect-then-retrain candidates ``ce+clean`` and ``jal-ce+clean``), to decide
 which belong in ``DEFAULT_CANDIDATES``. Writes ``recipes/results/auto_slice_check.{json,md}``.
@@ -20,6 +23,8 @@ Example:
     $ OMP_NUM_THREADS=1 python recipes/auto_slice_check.py capture --sets trec-pairflip,wrench-sms --out /tmp/slices
     $ OMP_NUM_THREADS=1 python recipes/auto_slice_check.py capture --candidates ce+clean,jal-ce+clean --out /tmp/slices
     $ python recipes/auto_slice_check.py evaluate --captures /tmp/slices
+    $ python recipes/auto_slice_check.py evaluate --runs recipes/results/runs/finetune \\
+          --out recipes/results/auto_slice_check_finetune
 """
 
 from __future__ import annotations
@@ -51,7 +56,9 @@ PROBE = ["--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no
          "--freeze_encoder", "true", "--learning_rate", "0.01", "--num_train_epochs", "20",
          "--per_device_train_batch_size", "256", "--optim", "adamw_torch", "--loss_preset", "finetune",
          "--use_cpu", "true", "--l1_weight_decay", "0.0", "--loss_type", "auto"]
-GUARDS = (0.0, 0.5, 1.0)
+#: CE's required lead over the best other candidate, in bootstrap stds (`jal_trainer.auto_decide`);
+#: negative: a robust loss must beat CE by that many stds.
+MARGINS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 def capture(name: str, seed: int, out: Path, candidates: list[str]) -> None:
@@ -108,8 +115,26 @@ def capture(name: str, seed: int, out: Path, candidates: list[str]) -> None:
     np.savez(path, **{**saved, "noisy": noisy[held], "clean": clean[held], **new, **weak})
 
 
-def evaluate(captures: Path) -> list[dict[str, Any]]:
-    """Replay `decide` on every captured slice under each rule variant."""
+def slices(captures: Path | None = None, runs: Path | None = None) -> dict[str, Any]:
+    """Slice name -> loaded npz: ``captures/*.npz`` (this script's `capture`) or, under a runs tree,
+    every ``auto-seed<k>.slice.npz`` the benchmark kept beside an auto run (named data set-noise-seed)."""
+    found: dict[str, Any] = {}
+    if captures is not None:
+        found.update({path.stem: np.load(path) for path in sorted(captures.glob("*.npz"))})
+    if runs is not None:
+        for path in sorted(runs.rglob("auto-seed*.slice.npz")):
+            seed = path.name.split("-seed")[1].split(".")[0]
+            found[f"{path.parent.parent.name}-{path.parent.name}-{seed}"] = np.load(path)
+    missing = [name for name, z in found.items() if "clean" not in z.files]
+    if missing:
+        raise ValueError(f"{', '.join(missing)}: no clean labels in the slice file; only a benchmark run that keeps "
+                         "clean_label beside the noise can be judged.")
+    return found
+
+
+def evaluate(found: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replay `decide` on every slice under each rule variant (transition estimator x CE margin)."""
+    import jal_trainer.auto_decide as rule
     import jal_trainer.auto as auto
     import jal_trainer.selection as selection
 
@@ -119,26 +144,25 @@ def evaluate(captures: Path) -> list[dict[str, Any]]:
                   "anchor points, calibrated": (anchor, True)}
     candidates = auto.parse_candidates(CANDIDATES, "finetune")
     rows = []
-    saved = (auto.confident_transition, auto.GUARD_STDS)
+    saved = rule.confident_transition
     try:
-        for path in sorted(captures.glob("*.npz")):
-            z = np.load(path)
-            probs = {c: z[f"p_{c}"] for c in CANDIDATES}
+        for name, z in found.items():
+            probs = {c: z[f"p_{c}"].astype(np.float32) for c in CANDIDATES}
             clean = {c: float(np.mean(probs[c].argmax(1) == z["clean"])) for c in CANDIDATES}
             for estimator, (fn, use_weak) in estimators.items():
-                for guard in GUARDS:
-                    auto.confident_transition, auto.GUARD_STDS = fn, guard
-                    chosen = auto.decide(candidates, probs, {}, z["noisy"], {"seed": 0},
+                rule.confident_transition = fn
+                for margin in MARGINS:
+                    chosen = rule.decide(candidates, probs, {}, z["noisy"], {"seed": 0}, ce_margin=margin,
                                          weak_labels=z["weak"] if use_weak and "weak" in z.files else None).chosen.label
-                    rows.append({"slice": path.stem, "estimator": estimator, "guard_stds": guard, "chosen": chosen,
+                    rows.append({"slice": name, "estimator": estimator, "ce_margin": margin, "chosen": chosen,
                                  "clean_slice_accuracy": clean, "regret_vs_best": max(clean.values()) - clean[chosen],
                                  "gain_vs_ce": clean[chosen] - clean["ce"]})
     finally:
-        auto.confident_transition, auto.GUARD_STDS = saved
+        rule.confident_transition = saved
     return rows
 
 
-def evaluate_sets(captures: Path) -> list[dict[str, Any]]:
+def evaluate_sets(found: dict[str, Any]) -> list[dict[str, Any]]:
     """Replay the current rule (`decide` as shipped) with each of `CANDIDATE_SETS` on every slice captured
     with all of their candidates (the same slices for every set). Regret is against the best of those
     candidates (one reference for every set, so the sets compare)."""
@@ -146,8 +170,7 @@ def evaluate_sets(captures: Path) -> list[dict[str, Any]]:
 
     every = list(dict.fromkeys(c for labels in CANDIDATE_SETS.values() for c in labels))
     rows = []
-    for path in sorted(captures.glob("*.npz")):
-        z = np.load(path)
+    for slice_name, z in found.items():
         if not all(f"p_{c}" in z.files for c in every):
             continue
         probs = {c: z[f"p_{c}"] for c in every}
@@ -157,7 +180,7 @@ def evaluate_sets(captures: Path) -> list[dict[str, Any]]:
                                   z["noisy"], {"seed": 0},
                                   weak_labels=z["weak"] if auto.SCORE_TIES_BY_CONSENSUS and "weak" in z.files else None)
             chosen = decided.chosen.label
-            rows.append({"slice": path.stem, "candidate_set": name, "chosen": chosen, "clean_slice_accuracy": clean,
+            rows.append({"slice": slice_name, "candidate_set": name, "chosen": chosen, "clean_slice_accuracy": clean,
                          "regret_vs_best": max(clean.values()) - clean[chosen],
                          "gain_vs_ce": clean[chosen] - clean["ce"],
                          "estimated": {r["label"]: r.get("estimated_clean_accuracy") for r in decided.candidates}})
@@ -218,36 +241,61 @@ def report_sets(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(rows: list[dict[str, Any]]) -> str:
-    """Markdown: one line per rule variant (worst and mean regret), then the choices per slice."""
+def test_accuracies(runs: Path) -> dict[str, dict[str, float]]:
+    """Slice name -> loss -> clean test accuracy of that loss's plain run with the same seed, beside the slice.
+
+    Shown next to the choices, never used to make them: the rule is judged on the slices' clean labels.
+    """
+    out: dict[str, dict[str, float]] = {}
+    for path in sorted(runs.rglob("auto-seed*.slice.npz")):
+        seed = path.name.split("-seed")[1].split(".")[0]
+        accs = {}
+        for c in CANDIDATES:
+            run = path.parent / f"{c.replace('+', '_')}-seed{seed}.json"
+            if run.exists():
+                accs[c] = json.loads(run.read_text())["test_accuracy"]
+        out[f"{path.parent.parent.name}-{path.parent.name}-{seed}"] = accs
+    return out
+
+
+def report(rows: list[dict[str, Any]], regime: str, command: str, tests: dict[str, dict[str, float]] | None = None) -> str:
+    """Markdown: one line per rule variant (worst and mean regret), then the shipped estimator's choices per slice."""
     import jal_trainer.auto as auto
+    import jal_trainer.auto_decide as rule
 
     shipped = ("confident joint of the candidates' mean" if auto.SCORE_TIES_BY_CONSENSUS
                else "confident joint, weak votes ignored")
-    variants = sorted({(r["estimator"], r["guard_stds"]) for r in rows})
+    margin = rule.CE_MARGIN_HEAD if regime == "probe" else rule.CE_MARGIN_FINETUNE
+    variants = sorted({(r["estimator"], r["ce_margin"]) for r in rows})
     slices = sorted({r["slice"] for r in rows})
-    lines = ["# `auto`'s scoring rule, judged on the slices' clean training labels", "",
-             "Clean slice accuracy of auto's choice against the best of its 5 default candidates and CE, probe "
-             "regime, candidates trained as auto trains them. No test label is read. Command: "
-             "`OMP_NUM_THREADS=1 python recipes/auto_slice_check.py capture --out DIR --candidates "
-             f"{','.join(CANDIDATES + CLEAN)}` then `evaluate --captures DIR`. {len(slices)} slices "
-             "(data set-seed): " + ", ".join(slices) + ".", "",
-             f"Shipped (`jal_trainer.auto`): {shipped}, guard {auto.GUARD_STDS:g}.", "",
-             "| T estimator | guard (bootstrap stds) | slices | worst regret vs best (pt) | mean regret (pt) | "
-             "worst vs CE (pt) |", "|---|---|---|---|---|---|"]
-    for estimator, guard in variants:
-        part = [r for r in rows if r["estimator"] == estimator and r["guard_stds"] == guard]
-        lines.append(f"| {estimator} | {guard:g} | {len(part)} | {100 * max(r['regret_vs_best'] for r in part):.1f} | "
+    lines = [f"# `auto`'s scoring rule, judged on the slices' clean training labels ({regime})", "",
+             "Clean slice accuracy of auto's choice against the best of its 5 default candidates and CE, "
+             f"{regime} regime, candidates trained as auto trains them. No test label is read to choose. "
+             f"Command: {command}. {len(slices)} slices (data set-seed): " + ", ".join(slices) + ".", "",
+             f"Shipped (`jal_trainer.auto_decide`): {shipped}, CE margin {margin:g} "
+             "(CE is kept only if its score leads the best other candidate's by that many bootstrap stds of the gap; "
+             "negative: a robust loss must beat CE by that many).", "",
+             "| T estimator | CE margin (bootstrap stds) | slices | worst regret vs best (pt) | mean regret (pt) | "
+             "worst vs CE (pt) | mean gain vs CE (pt) |", "|---|---|---|---|---|---|---|"]
+    for estimator, m in variants:
+        part = [r for r in rows if r["estimator"] == estimator and r["ce_margin"] == m]
+        lines.append(f"| {estimator} | {m:g} | {len(part)} | {100 * max(r['regret_vs_best'] for r in part):.1f} | "
                      f"{100 * np.mean([r['regret_vs_best'] for r in part]):.1f} | "
-                     f"{100 * min(r['gain_vs_ce'] for r in part):+.1f} |")
-    lines += ["", "| slice | clean slice accuracy per candidate | " +
-              " | ".join(f"{e.split(' of')[0]}, guard {g:g}" for e, g in variants) + " |",
-              "|---|---|" + "---|" * len(variants)]
-    for name in sorted({r["slice"] for r in rows}):
-        part = {(r["estimator"], r["guard_stds"]): r for r in rows if r["slice"] == name}
+                     f"{100 * min(r['gain_vs_ce'] for r in part):+.1f} | "
+                     f"{100 * np.mean([r['gain_vs_ce'] for r in part]):+.2f} |")
+    margins = sorted({m for e, m in variants if e == shipped})
+    test_note = " | test accuracy of each loss's plain run, same seed (not used to choose) |" if tests else " |"
+    lines += ["", f"Choices per slice, {shipped}:", "",
+              "| slice | clean slice accuracy per candidate | " + " | ".join(f"margin {m:g}" for m in margins) + test_note,
+              "|---|---|" + "---|" * len(margins) + ("---|" if tests else "")]
+    for name in slices:
+        part = {r["ce_margin"]: r for r in rows if r["slice"] == name and r["estimator"] == shipped}
         accs = next(iter(part.values()))["clean_slice_accuracy"]
-        lines.append(f"| {name} | " + ", ".join(f"{c} {100 * a:.1f}" for c, a in accs.items()) + " | " +
-                     " | ".join(part[v]["chosen"] for v in variants) + " |")
+        cells = [f"| {name} | " + ", ".join(f"{c} {100 * a:.1f}" for c, a in accs.items())] + \
+            [part[m]["chosen"] for m in margins]
+        if tests:
+            cells.append(", ".join(f"{c} {100 * a:.1f}" for c, a in tests.get(name, {}).items()) or "-")
+        lines.append(" | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -260,7 +308,9 @@ def main() -> None:
     cap.add_argument("--out", type=Path, required=True)
     cap.add_argument("--candidates", default=",".join(CAPTURED), help="candidates to capture (default: the 7 losses)")
     ev = sub.add_parser("evaluate")
-    ev.add_argument("--captures", type=Path, required=True)
+    ev.add_argument("--captures", type=Path, help="this script's captures (probe regime)")
+    ev.add_argument("--runs", type=Path, help="a benchmark runs tree with auto-seed*.slice.npz (e.g. the fine-tuning runs)")
+    ev.add_argument("--out", type=Path, default=OUT, help="output stem: writes <out>.json and <out>.md")
     args = parser.parse_args()
     if args.command == "capture":
         args.out.mkdir(parents=True, exist_ok=True)
@@ -268,10 +318,22 @@ def main() -> None:
             for seed in map(int, args.seeds.split(",")):
                 capture(name, seed, args.out, args.candidates.split(","))  # resumable: only what is missing
         return
-    rows, sets = evaluate(args.captures), evaluate_sets(args.captures)
-    OUT.with_suffix(".json").write_text(json.dumps({"rule_variants": rows, "candidate_sets": sets}, indent=1))
-    text = report(rows) + "\n" + report_sets(sets)
-    OUT.with_suffix(".md").write_text(text)
+    if (args.captures is None) == (args.runs is None):
+        parser.error("evaluate needs exactly one of --captures DIR or --runs DIR")
+    found = slices(args.captures, args.runs)
+    if not found:
+        parser.error(f"no slice files under {args.captures or args.runs}")
+    rows = evaluate(found)
+    sets = evaluate_sets(found) if args.captures else []
+    regime = "probe" if args.captures else "finetune"
+    source = f"--captures {args.captures}" if args.captures else f"--runs {args.runs}"
+    command = (f"`python recipes/auto_slice_check.py evaluate {source} --out {args.out}`"
+               + ("" if args.captures else " on the slice files the benchmark keeps beside each auto run "
+                  "(`recipes/benchmark.py run recipes/grids/finetune.yaml --losses auto`)"))
+    args.out.with_suffix(".json").write_text(json.dumps({"rule_variants": rows, "candidate_sets": sets}, indent=1))
+    text = report(rows, regime, command, None if args.captures else test_accuracies(args.runs))
+    text += ("\n" + report_sets(sets)) if sets else ""
+    args.out.with_suffix(".md").write_text(text)
     print(text)
 
 

@@ -87,7 +87,9 @@ def test_the_slice_file_replays_the_recorded_choice(tmp_path: Path) -> None:
     assert not np.array_equal(saved["clean"], saved["noisy"])  # the noise is there to judge the choice by
     probs = {k[2:]: saved[k].astype(np.float32) for k in saved.files if k.startswith("p_")}
     assert sorted(probs) == ["ce", "nce+rce"]
-    replayed = decide(parse_candidates(["nce+rce"], "cifar10"), probs, {}, saved["noisy"], {"seed": 0})
+    assert selection.settings["ce_margin_stds"] == 0.0  # an MLP has no pretrained body: the head-only default
+    replayed = decide(parse_candidates(["nce+rce"], "cifar10"), probs, {}, saved["noisy"], {"seed": 0},
+                      ce_margin=selection.settings["ce_margin_stds"])
     assert replayed.chosen.label == selection.chosen.label
     recorded = {r["label"]: r["noisy_slice_accuracy"] for r in selection.candidates}
     assert {r["label"]: r["noisy_slice_accuracy"] for r in replayed.candidates} == recorded

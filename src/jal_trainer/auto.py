@@ -9,8 +9,10 @@
    with the noise transition matrix estimated from the candidates' mean prediction (see
    :mod:`jal_trainer.selection`) when that estimate is clean-label dominant. Every slice row
    counts, even one whose majority vote was a tie (see :data:`SCORE_TIES_BY_CONSENSUS` for why).
-4. Pick the best (CE on a tie; :data:`GUARD_STDS` can ask a robust loss to beat CE by a number
-   of bootstrap stds of the gap on the slice).
+4. Pick the best, but keep CE only if it leads the best other candidate by ``auto_ce_margin``
+   bootstrap stds of the gap (default: 0 when only a head trains, more when a pretrained body is
+   fine-tuned, where CE's lead on noisy labels partly comes from fitting the noise; see
+   :mod:`jal_trainer.auto_decide`).
 5. The caller retrains on all rows with the choice (`jal train` does it): `LossSelection.apply`
    gives the loss settings, `LossSelection.training_rows` the training set.
 
@@ -39,7 +41,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shutil
 import tempfile
@@ -51,13 +52,12 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from jal_trainer.atomic import atomic_target
 from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
 from jal_trainer.auto_search import (  # noqa: F401
     _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns, write_slice_file)
+from jal_trainer.auto_decide import SELECTION_FILE, LossSelection, decide, default_ce_margin
 from jal_trainer.config import JALConfig
-from jal_trainer.selection import bootstrap_gap_std, confident_transition, informative_rows, repair_transition
-from jal_trainer.selection import slice_scores, stratified_holdout
+from jal_trainer.selection import stratified_holdout
 
 logger = logging.get_logger(__name__)
 
@@ -82,15 +82,6 @@ SCORE_TIES_BY_CONSENSUS = False
 #: 0.62 pt. Each would raise the default cost from 3.5 to 4.5 trainings for nothing measurable.
 #: Name them in ``auto_candidates``.
 DEFAULT_CANDIDATES = ("ce", "gce", "sce", "nce+rce", "jal-ce")
-SELECTION_FILE = "loss_selection.json"
-#: A robust loss replaces CE only when its estimate beats CE's by more than this many bootstrap stds
-#: of the gap. 0: the higher estimate wins (CE on a tie). Judged on the slices' known clean labels of
-#: 13 probe selections (TREC pair-flip/symmetric 0.4, WRENCH sms/trec/youtube): a guard of 1 or 0.5
-#: std kept CE where GCE was 4-5 pt better on TREC pair-flip; 0 never chose below CE (and at most
-#: 1.3 pt below the best candidate). On 21 slices (chemprot, SST-2 and a third youtube seed added),
-#: with every row scored as it is: guard 0 worst regret 1.9 pt, mean 0.1; 0.5 std 4.4 and 0.7; 1 std
-#: 5.0 and 1.0. The estimate's std is recorded in the reason either way.
-GUARD_STDS = 0.0
 LOSS_FIELDS = ("loss_type", "loss_preset", "alpha", "beta", "a", "q", "gamma")
 
 
@@ -168,66 +159,17 @@ def resolve_budget(budget: float | None, num_candidates: int) -> float:
 
 
 def check_auto_settings(args: JALConfig) -> list[Candidate]:
-    """Validate the auto fields of ``args`` (candidates, budget, holdout, backend) before anything is trained."""
+    """Validate the auto fields of ``args`` (candidates, budget, holdout, CE margin, backend) before anything is trained."""
     check_backend(args.auto_backend)
     if not 0.0 < args.auto_holdout < 0.5:
         raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
+    margin = args.auto_ce_margin
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not np.isfinite(margin)):
+        raise ValueError(f"auto_ce_margin must be a finite number of bootstrap stds, got {margin!r}; e.g. 1.0, or "
+                         "leave it unset for the default.")
     candidates = parse_candidates(args.auto_candidates, args.loss_preset)
     resolve_budget(args.auto_budget, candidate_cost([c.label for c in candidates]))
     return candidates
-
-
-@dataclasses.dataclass
-class LossSelection:
-    """What ``auto`` tried and chose. ``candidates``: one dict per candidate with ``label``,
-    ``status`` (ok / failed), ``noisy_slice_accuracy``, ``estimated_clean_accuracy``, ``error``
-    (and ``flagged_rows`` for a ``+clean`` one). ``dropped``: when a ``+clean`` candidate was
-    chosen, the sorted indices of the training rows its trial flagged (`training_rows` leaves them
-    out), else None. Whether a dropped label was truly wrong is unknowable without clean labels:
-    only the counts are recorded."""
-
-    chosen: Candidate
-    reason: str
-    candidates: list[dict[str, Any]]
-    transition: list[list[float]] | None
-    corrected: bool
-    settings: dict[str, Any]
-    dropped: np.ndarray | None = None
-
-    def apply(self, args: JALConfig) -> JALConfig:
-        """A copy of ``args`` that trains the chosen loss (for the final training, on `training_rows`)."""
-        return replace_args(args, **self.chosen.settings())
-
-    def training_rows(self, train_dataset: Any) -> Any:
-        """The final training set: ``train_dataset`` (the set `select_loss` chose on, same rows and order)
-        without the ``dropped`` rows when a ``+clean`` candidate was chosen, else ``train_dataset`` itself.
-
-        Example:
-            >>> final = selection.training_rows(noisy_train)  # doctest: +SKIP
-            >>> JALTrainer(model, selection.apply(args), train_dataset=final).train()  # doctest: +SKIP
-        """
-        if self.dropped is None:
-            return train_dataset
-        rows = int(self.settings["holdout_rows"]) + int(self.settings["trained_rows"])
-        if len(train_dataset) != rows:
-            raise ValueError(f"auto chose {self.chosen.label} on {rows} rows, but this training set has "
-                             f"{len(train_dataset)}: pass the very set select_loss chose on.")
-        return train_dataset.select(np.setdiff1d(np.arange(rows), self.dropped))
-
-    def to_dict(self) -> dict[str, Any]:
-        dropped = {} if self.dropped is None else {"dropped_rows": int(len(self.dropped)),
-                                                   "dropped_row_indices": self.dropped.tolist()}
-        return {"chosen": self.chosen.label, "loss_type": self.chosen.loss_type, "loss_preset": self.chosen.preset,
-                "detect_then_retrain": self.chosen.clean, **dropped, "reason": self.reason,
-                "candidates": self.candidates, "corrected": self.corrected, "estimated_transition": self.transition,
-                **self.settings}
-
-    def write(self, output_dir: str | os.PathLike[str]) -> Path:
-        """Write ``loss_selection.json`` into ``output_dir`` (atomically) and return its path."""
-        path = Path(output_dir) / SELECTION_FILE
-        with atomic_target(path) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        return path
 
 
 def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, train_dataset: Any, *,
@@ -236,8 +178,9 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     """Choose a loss for ``train_dataset``'s noisy labels as the module docstring says.
 
     Args:
-        model_init: returns a fresh, untrained model (called once per candidate).
-        args: a `JALConfig`; ``auto_candidates``, ``auto_budget``, ``auto_holdout``, the schedule
+        model_init: returns a fresh, untrained model (called once per candidate, and once to see
+            whether a pretrained body trains when ``auto_ce_margin`` is not set).
+        args: a `JALConfig`; ``auto_candidates``, ``auto_budget``, ``auto_holdout``, ``auto_ce_margin``, the schedule
             (``num_train_epochs`` or ``max_steps``), ``seed``, ``auto_backend`` and
             ``auto_storage`` are read. Its ``output_dir`` receives only ``loss_selection.json`` and
             ``loss_selection_slice.npz`` (`write_slice_file`);
@@ -273,6 +216,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
                 "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
                 "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
+    margin = _ce_margin(args, model_init)
     table = {c.label: c for c in candidates}
     if args.auto_storage:
         Path(args.auto_storage).mkdir(parents=True, exist_ok=True)
@@ -297,7 +241,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     for label, found in flags.items():  # a +clean trial scored without its flags could not be applied
         if found is None and label in probabilities and label not in failures:
             failures[label] = "no flags file"
-    selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak)
+    selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak, ce_margin=margin)
     record_flags(selection, flags, kept, held, args.per_device_train_batch_size * max(args.world_size, 1))
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)
@@ -331,6 +275,17 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig, *, raw: dict[str, 
     return selection.apply(args)
 
 
+def _ce_margin(args: JALConfig, model_init: Callable[..., torch.nn.Module]) -> float:
+    """``auto_ce_margin``, else the default for what trains in one model from ``model_init``."""
+    if args.auto_ce_margin is not None:
+        return float(args.auto_ce_margin)
+    from transformers.trainer_utils import number_of_arguments
+
+    with torch.random.fork_rng(devices=[]):  # building a model draws random weights: leave the seed's stream alone
+        model = model_init() if number_of_arguments(model_init) == 0 else model_init(None)  # as Trainer calls it
+    return default_ce_margin(model)
+
+
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
     kept, held = stratified_holdout(labels, args.auto_holdout, seed=args.seed)
     classes, total = np.unique(labels, return_counts=True)
@@ -350,56 +305,6 @@ def _short_schedule(args: JALConfig, fraction: float) -> dict[str, float]:
     if args.max_steps and args.max_steps > 0:
         return {"max_steps": max(1, int(args.max_steps * fraction))}
     return {"num_train_epochs": round(float(args.num_train_epochs) * min(fraction, 1.0), 4)}
-
-
-def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: dict[str, str], noisy: np.ndarray,
-           settings: dict[str, Any], *, weak_labels: np.ndarray | None = None) -> LossSelection:
-    """Score the candidates from their slice probabilities ``probs`` (label -> ``(N, K)``) and choose.
-
-    ``noisy`` ``(N,)``: the slice's noisy labels; ``weak_labels`` ``(N, L)`` (optional): its weak
-    votes, which mark the rows whose label is a coin flip (`informative_rows`).
-    """
-    ok = [c for c in candidates if c.label in probs and c.label not in failures]
-    transition, replaced, informative, consensus = None, [], None, None
-    if ok:
-        mean = np.mean([probs[c.label] for c in ok], axis=0)  # (N, K): the candidates' consensus
-        consensus = mean.argmax(axis=1)
-        informative = informative_rows(weak_labels, mean.shape[1], len(noisy))
-        if informative.sum() >= mean.shape[1]:
-            transition, replaced = repair_transition(confident_transition(mean[informative], noisy[informative]))
-    corrected = transition is not None
-    settings = {**settings, "transition_rows_replaced": replaced,
-                "informative_rows": None if informative is None else int(informative.sum())}
-    rows = []
-    for c in candidates:
-        if c not in ok:
-            rows.append({"label": c.label, "status": "failed", "error": failures.get(c.label, "no predictions")})
-            continue
-        scores = slice_scores(probs[c.label].argmax(1), noisy, transition, informative, consensus)
-        rows.append({"label": c.label, "status": "ok", **{k: round(v, 4) for k, v in scores.items()}})
-    if not ok:
-        fallback = candidates[0]
-        return LossSelection(fallback, "every candidate failed", rows, None, False, settings)
-    score = {r["label"]: r["ranking_score"] for r in rows if r["status"] == "ok"}
-    best = max(ok, key=lambda c: (score[c.label], c.plain_ce))
-    how = "estimated clean accuracy (noisy-slice accuracy corrected by the estimated transition matrix)" if corrected \
-        else "noisy-slice accuracy (no row of the estimated transition matrix is clean-label dominant: no correction)"
-    if informative is not None and not informative.all():
-        how += f"; {int((~informative).sum())} slice rows with a tied or empty majority vote scored by consensus"
-    ce = next((c for c in ok if c.plain_ce), None)
-    reason = f"highest {how}: {score[best.label]:.4f}"
-    if ce is not None and best is not ce:
-        gap = score[best.label] - score[ce.label]
-        spread = bootstrap_gap_std(probs[best.label].argmax(1), probs[ce.label].argmax(1), noisy, transition,
-                                   informative=informative, consensus=consensus, seed=int(settings["seed"]))
-        if gap <= GUARD_STDS * spread:
-            reason = (f"CE kept: {best.label} scores {score[best.label]:.4f} against CE's {score[ce.label]:.4f} by {how}, "
-                      f"a gap of {gap:.4f} within {GUARD_STDS:g} bootstrap std ({spread:.4f}) of the slice")
-            best = ce
-        else:
-            reason += f", above CE's {score[ce.label]:.4f} by {gap:.4f} (bootstrap std of the gap {spread:.4f})"
-    matrix = np.round(transition, 4).tolist() if transition is not None else None
-    return LossSelection(best, reason, rows, matrix, corrected, settings)
 
 
 __all__ = ["AUTO", "Candidate", "DEFAULT_CANDIDATES", "LossSelection", "check_auto_settings", "decide", "parse_candidates",

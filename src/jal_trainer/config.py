@@ -93,6 +93,14 @@ class JALConfig(TrainingArguments):
     auto_holdout: float = field(
         default=0.1, metadata={"help": "loss_type auto: stratified share of the noisy training rows held out to score."}
     )
+    auto_ce_margin: float | None = field(
+        default=None,
+        metadata={"help": "loss_type auto: the lead, in bootstrap stds of the gap on the slice, CE needs over the best "
+                          "other candidate to be kept (default: 0 when only a head trains; "
+                          "jal_trainer.auto_decide.CE_MARGIN_FINETUNE when a pretrained body is fine-tuned, where "
+                          "CE's lead on noisy labels partly comes from fitting the noise). Negative: a robust loss "
+                          "must beat CE by that many stds."},
+    )
     auto_backend: str = field(
         default="optuna",
         metadata={"help": "loss_type auto: the search backend, optuna (one process) or ray (Ray Tune, on one machine "
