@@ -56,6 +56,14 @@ PROBE = ["--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no
          "--freeze_encoder", "true", "--learning_rate", "0.01", "--num_train_epochs", "20",
          "--per_device_train_batch_size", "256", "--optim", "adamw_torch", "--loss_preset", "finetune",
          "--use_cpu", "true", "--l1_weight_decay", "0.0", "--loss_type", "auto"]
+#: auto in the fine-tuning regime of recipes/grids/finetune.yaml (2,000 stratified training rows, the whole
+#: encoder trains); float32 unless --bf16 (bf16 is emulated, 14x slower, on a CPU without AVX512-BF16/AMX).
+FINETUNE = ["--disable_tqdm", "true", "--report_to", "none", "--save_strategy", "no", "--eval_strategy", "no",
+            "--logging_strategy", "no", "--track_memorisation", "false", "--find_label_issues", "false",
+            "--max_length", "32", "--learning_rate", "5e-05", "--num_train_epochs", "8",
+            "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "256", "--optim", "adamw_torch",
+            "--weight_decay", "0.01", "--loss_preset", "finetune", "--train_subset", "2000",
+            "--l1_weight_decay", "0.0", "--loss_type", "auto"]
 #: CE's required lead over the best other candidate, in bootstrap stds (`jal_trainer.auto_decide`);
 #: negative: a robust loss must beat CE by that many stds.
 MARGINS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
@@ -113,6 +121,41 @@ def capture(name: str, seed: int, out: Path, candidates: list[str]) -> None:
                                "capture into a new folder.")
     new = {f"p_{k}": v for k, v in seen.items() if f"p_{k}" not in saved}
     np.savez(path, **{**saved, "noisy": noisy[held], "clean": clean[held], **new, **weak})
+
+
+class _Chosen(Exception):
+    """Raised after auto chose: a capture needs the slice file, not the final training."""
+
+
+def capture_finetune(name: str, seed: int, out: Path, bf16: bool) -> None:
+    """Run `jal train` with auto in the fine-tuning regime up to its choice; keep its slice file as
+    ``out/<name>-<seed>.npz`` (it carries the slice's clean labels: the recipe keeps ``clean_label``)."""
+    import jal_trainer.auto as auto
+    from jal_trainer.auto_search import SLICE_FILE
+    from jal_trainer.train import main as train
+
+    target = out / f"{name}-{seed}.npz"
+    if target.exists():
+        return
+    run_dir = out / "runs" / f"{name}-{seed}"
+    original = auto.select_for_recipe
+
+    def stop_after_choice(*args, **kwargs):
+        original(*args, **kwargs)
+        raise _Chosen
+
+    auto.select_for_recipe = stop_after_choice
+    try:
+        train([*SETS[name], *FINETUNE, "--bf16", str(bf16).lower(), "--seed", str(seed), "--noise_seed", str(seed),
+               "--output_dir", str(run_dir), "--overwrite_output_dir", "true"])
+    except _Chosen:
+        pass
+    finally:
+        auto.select_for_recipe = original
+    with np.load(run_dir / SLICE_FILE) as z:
+        if "clean" not in z.files:
+            raise RuntimeError(f"{run_dir / SLICE_FILE} has no clean labels: the recipe did not keep clean_label.")
+    (run_dir / SLICE_FILE).replace(target)
 
 
 def slices(captures: Path | None = None, runs: Path | None = None) -> dict[str, Any]:
@@ -307,16 +350,24 @@ def main() -> None:
     cap.add_argument("--seeds", default="0,1,2")
     cap.add_argument("--out", type=Path, required=True)
     cap.add_argument("--candidates", default=",".join(CAPTURED), help="candidates to capture (default: the 7 losses)")
+    cap.add_argument("--regime", choices=("probe", "finetune"), default="probe",
+                     help="finetune: auto's own defaults in the fine-tuning regime, its slice file kept")
+    cap.add_argument("--bf16", action="store_true", help="finetune: bf16 autocast (only where the CPU has it natively)")
     ev = sub.add_parser("evaluate")
     ev.add_argument("--captures", type=Path, help="this script's captures (probe regime)")
     ev.add_argument("--runs", type=Path, help="a benchmark runs tree with auto-seed*.slice.npz (e.g. the fine-tuning runs)")
     ev.add_argument("--out", type=Path, default=OUT, help="output stem: writes <out>.json and <out>.md")
+    ev.add_argument("--regime", choices=("probe", "finetune"), default=None,
+                    help="the regime the slices come from (default: probe for --captures, finetune for --runs)")
     args = parser.parse_args()
     if args.command == "capture":
         args.out.mkdir(parents=True, exist_ok=True)
         for name in args.sets.split(","):
             for seed in map(int, args.seeds.split(",")):
-                capture(name, seed, args.out, args.candidates.split(","))  # resumable: only what is missing
+                if args.regime == "finetune":
+                    capture_finetune(name, seed, args.out, args.bf16)  # resumable: a finished slice is skipped
+                else:
+                    capture(name, seed, args.out, args.candidates.split(","))  # resumable: only what is missing
         return
     if (args.captures is None) == (args.runs is None):
         parser.error("evaluate needs exactly one of --captures DIR or --runs DIR")
@@ -325,7 +376,7 @@ def main() -> None:
         parser.error(f"no slice files under {args.captures or args.runs}")
     rows = evaluate(found)
     sets = evaluate_sets(found) if args.captures else []
-    regime = "probe" if args.captures else "finetune"
+    regime = args.regime or ("probe" if args.captures else "finetune")
     source = f"--captures {args.captures}" if args.captures else f"--runs {args.runs}"
     command = (f"`python recipes/auto_slice_check.py evaluate {source} --out {args.out}`"
                + ("" if args.captures else " on the slice files the benchmark keeps beside each auto run "

@@ -104,11 +104,11 @@ def test_the_summary_tips_bf16_only_for_float32_fine_tuning_on_a_bf16_cpu(monkey
                                                                          tmp_path: Path) -> None:
     from jal_trainer import run_summary
 
-    monkeypatch.setattr(run_summary, "_cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(run_summary, "cpu_has_native_bf16", lambda: True)
     tip = run_summary.cpu_bf16_tip("cpu", bf16=False, fp16=False, fine_tuned=True)
     assert tip and "--bf16 true" in tip
     assert "--bf16 true" in run_summary.summary_table(tmp_path, {"test_accuracy": 0.9}, None, tip=tip)
     for device, bf16, fine_tuned in (("cuda", False, True), ("cpu", True, True), ("cpu", False, False)):
         assert run_summary.cpu_bf16_tip(device, bf16=bf16, fp16=False, fine_tuned=fine_tuned) is None
-    monkeypatch.setattr(run_summary, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(run_summary, "cpu_has_native_bf16", lambda: False)
     assert run_summary.cpu_bf16_tip("cpu", bf16=False, fp16=False, fine_tuned=True) is None

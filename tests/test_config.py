@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,19 @@ def test_loss_is_built_from_preset_and_overrides() -> None:
 def test_bad_configuration_fails_at_creation(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         JALConfig(output_dir="o", **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the case of a machine whose only device is the CPU")
+def test_bf16_on_a_cpu_that_emulates_it_warns_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jal_trainer import run_summary
+
+    monkeypatch.setattr(run_summary, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(UserWarning, match=r"14x slower.*--bf16 false"):
+        JALConfig(output_dir=str(tmp_path), loss_type="ce", bf16=True)
+    monkeypatch.setattr(run_summary, "cpu_has_native_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert JALConfig(output_dir=str(tmp_path), loss_type="ce", bf16=True).use_cpu
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the case of a machine whose only device is the CPU")

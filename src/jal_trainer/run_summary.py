@@ -121,12 +121,12 @@ def cpu_bf16_tip(device_type: str, *, bf16: bool, fp16: bool, fine_tuned: bool) 
         >>> cpu_bf16_tip("cuda", bf16=False, fp16=False, fine_tuned=True) is None
         True
     """
-    if device_type != "cpu" or bf16 or fp16 or not fine_tuned or not _cpu_has_bf16():
+    if device_type != "cpu" or bf16 or fp16 or not fine_tuned or not cpu_has_native_bf16():
         return None
     return "this CPU computes bf16 natively: --bf16 true trains about 2x faster (losses stay float32)"
 
 
-def _cpu_has_bf16() -> bool:
+def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX on this CPU (torch's private probes; False where a torch build lacks them)."""
     import torch
 
@@ -134,4 +134,4 @@ def _cpu_has_bf16() -> bool:
     return any(probe is not None and probe() for probe in probes)
 
 
-__all__ = ["cpu_bf16_tip", "run_facts", "summary_table", "token_summary_table"]
+__all__ = ["cpu_bf16_tip", "cpu_has_native_bf16", "run_facts", "summary_table", "token_summary_table"]
