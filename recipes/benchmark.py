@@ -91,6 +91,15 @@ def run_one(spec: RunSpec, out_path: str) -> dict[str, Any]:
     return record
 
 
+def emulated_bf16(specs: list[RunSpec]) -> list[RunSpec]:
+    """The CPU runs of ``specs`` that ask for ``--bf16 true`` where this CPU has no native bf16."""
+    from jal_trainer.run_summary import cpu_has_native_bf16
+
+    wanted = [s for s in specs if str(dict(zip(s.argv, s.argv[1:])).get("--bf16", "false")).lower() == "true"
+              and run_device(s.argv) == "cpu"]
+    return [] if not wanted or cpu_has_native_bf16() else wanted
+
+
 def run_device(argv: list[str] | tuple[str, ...]) -> str:
     """Where a run trained: ``"cpu"``, or ``"cuda: <name>"`` (the Trainer takes the GPU unless ``--use_cpu``)."""
     import torch
@@ -311,6 +320,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--losses", default=None, help="Comma-separated losses of the grid to run (default: all).")
     run.add_argument("--seeds", default=None, help="Comma-separated seeds of the grid to run (default: all).")
     run.add_argument("--dry-run", action="store_true", help="Print the argv of each missing run and stop.")
+    run.add_argument("--allow-emulated-bf16", action="store_true",
+                     help="Run --bf16 true cells on a CPU that only emulates bf16 (about 14x slower) anyway.")
     agg = sub.add_parser("aggregate", help="Write the table (JSON, Markdown) and plot from the run JSONs.")
     agg.add_argument("grid", help="Grid YAML file.")
     agg.add_argument("--runs-dir", default=str(DEFAULT_RUNS_DIR))
@@ -334,6 +345,14 @@ def main(argv: list[str] | None = None) -> int:
                 if not (Path(args.runs_dir) / grid.name / spec.relpath).exists():
                     print("jal train " + " ".join(spec.argv))
             return 0
+        missing = [s for s in select(expand(grid, only), losses, seeds)
+                   if not (Path(args.runs_dir) / grid.name / s.relpath).exists()]
+        slow = emulated_bf16(missing)
+        if slow and not args.allow_emulated_bf16:
+            print(f"{len(slow)} missing runs ask for --bf16 true, and this CPU only emulates bf16 (no "
+                  "AVX512-BF16 or AMX): about 14x slower than float32 here. Run them on a CPU with native bf16 or "
+                  "a GPU, or pass --allow-emulated-bf16.", file=sys.stderr)
+            return 2
         session = run_grid(grid, args.runs_dir, workers=args.workers, threads=args.threads, only=only, losses=losses,
                            seeds=seeds)
         print(f"grid {grid.name}: {session['runs_done']} runs in {session['wall_seconds'] / 60:.1f} min, "

@@ -188,3 +188,22 @@ def test_losses_and_seeds_select_a_slice_of_the_grid(bench, tmp_path, capsys):
     assert len(lines) == 2
     assert {line.split("--loss_type ")[1].split()[0] for line in lines} == {"ce", "jal-ce"}
     assert all("--seed 1" in line for line in lines)
+
+
+def test_bf16_cells_are_refused_where_the_cpu_only_emulates_bf16(bench, tmp_path, monkeypatch, capsys):
+    """Emulated bf16 is about 14x slower: a bf16 grid must not start hours of such runs unasked."""
+    from jal_trainer import run_summary
+
+    path = tmp_path / "grid.yaml"
+    grid = yaml.safe_load(_tiny_grid(path).read_text())
+    grid["datasets"][0]["overrides"]["bf16"] = True
+    path.write_text(yaml.safe_dump(grid))
+    monkeypatch.setattr(bench, "run_device", lambda argv: "cpu")
+    monkeypatch.setattr(run_summary, "cpu_has_native_bf16", lambda: False)
+    argv = ["run", str(path), "--runs-dir", str(tmp_path / "runs"), "--workers", "0"]
+    assert bench.main(argv) == 2
+    assert "--allow-emulated-bf16" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
+    assert len(bench.emulated_bf16(bench.expand(bench.load_grid(path), None))) == 2
+    monkeypatch.setattr(run_summary, "cpu_has_native_bf16", lambda: True)
+    assert bench.emulated_bf16(bench.expand(bench.load_grid(path), None)) == []
