@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,9 @@ FINETUNE = ["--disable_tqdm", "true", "--report_to", "none", "--save_strategy", 
             "--logging_strategy", "no", "--track_memorisation", "false", "--find_label_issues", "false",
             "--max_length", "32", "--learning_rate", "5e-05", "--num_train_epochs", "8",
             "--per_device_train_batch_size", "32", "--per_device_eval_batch_size", "256", "--optim", "adamw_torch",
-            "--weight_decay", "0.01", "--loss_preset", "finetune", "--train_subset", "2000",
-            "--l1_weight_decay", "0.0", "--loss_type", "auto"]
+            "--weight_decay", "0.01", "--loss_preset", "finetune", "--l1_weight_decay", "0.0", "--loss_type", "auto"]
+#: as the grid: every set but WRENCH youtube (1,686 training rows) is subsampled to 2,000 rows
+SUBSET = ["--train_subset", "2000"]
 #: CE's required lead over the best other candidate, in bootstrap stds (`jal_trainer.auto_decide`);
 #: negative: a robust loss must beat CE by that many stds.
 MARGINS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
@@ -123,6 +125,17 @@ def capture(name: str, seed: int, out: Path, candidates: list[str]) -> None:
     np.savez(path, **{**saved, "noisy": noisy[held], "clean": clean[held], **new, **weak})
 
 
+def platform_line() -> str:
+    """Machine and versions, for the report."""
+    import platform
+
+    import torch
+    import transformers
+
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, "
+            f"transformers {transformers.__version__}")
+
+
 class _Chosen(Exception):
     """Raised after auto chose: a capture needs the slice file, not the final training."""
 
@@ -146,7 +159,8 @@ def capture_finetune(name: str, seed: int, out: Path, bf16: bool) -> None:
 
     auto.select_for_recipe = stop_after_choice
     try:
-        train([*SETS[name], *FINETUNE, "--bf16", str(bf16).lower(), "--seed", str(seed), "--noise_seed", str(seed),
+        subset = [] if name == "wrench-youtube" else SUBSET
+        train([*SETS[name], *FINETUNE, *subset, "--bf16", str(bf16).lower(), "--seed", str(seed), "--noise_seed", str(seed),
                "--output_dir", str(run_dir), "--overwrite_output_dir", "true"])
     except _Chosen:
         pass
@@ -195,9 +209,12 @@ def evaluate(found: dict[str, Any]) -> list[dict[str, Any]]:
             for estimator, (fn, use_weak) in estimators.items():
                 rule.confident_transition = fn
                 for margin in MARGINS:
-                    chosen = rule.decide(candidates, probs, {}, z["noisy"], {"seed": 0}, ce_margin=margin,
-                                         weak_labels=z["weak"] if use_weak and "weak" in z.files else None).chosen.label
+                    decided = rule.decide(candidates, probs, {}, z["noisy"], {"seed": 0}, ce_margin=margin,
+                                          weak_labels=z["weak"] if use_weak and "weak" in z.files else None)
+                    chosen, facts = decided.chosen.label, decided.settings
                     rows.append({"slice": name, "estimator": estimator, "ce_margin": margin, "chosen": chosen,
+                                 "ce_lead_stds": facts["ce_lead"] / max(facts["ce_lead_std"], 1e-12),
+                                 "ce_rival": facts["ce_rival"],
                                  "clean_slice_accuracy": clean, "regret_vs_best": max(clean.values()) - clean[chosen],
                                  "gain_vs_ce": clean[chosen] - clean["ce"]})
     finally:
@@ -308,7 +325,7 @@ def report(rows: list[dict[str, Any]], regime: str, command: str, tests: dict[st
 
     shipped = ("confident joint of the candidates' mean" if auto.SCORE_TIES_BY_CONSENSUS
                else "confident joint, weak votes ignored")
-    margin = rule.CE_MARGIN_HEAD if regime == "probe" else rule.CE_MARGIN_FINETUNE
+    margin = rule.CE_MARGIN
     variants = sorted({(r["estimator"], r["ce_margin"]) for r in rows})
     slices = sorted({r["slice"] for r in rows})
     lines = [f"# `auto`'s scoring rule, judged on the slices' clean training labels ({regime})", "",
@@ -328,14 +345,17 @@ def report(rows: list[dict[str, Any]], regime: str, command: str, tests: dict[st
                      f"{100 * np.mean([r['gain_vs_ce'] for r in part]):+.2f} |")
     margins = sorted({m for e, m in variants if e == shipped})
     test_note = " | test accuracy of each loss's plain run, same seed (not used to choose) |" if tests else " |"
-    lines += ["", f"Choices per slice, {shipped}:", "",
-              "| slice | clean slice accuracy per candidate | " + " | ".join(f"margin {m:g}" for m in margins) + test_note,
-              "|---|---|" + "---|" * len(margins) + ("---|" if tests else "")]
+    lines += ["", f"Choices per slice, {shipped}. CE's lead: its estimate minus the best other candidate's, in "
+              "bootstrap stds of that gap (CE is kept at margin m when the lead is at least m).", "",
+              "| slice | clean slice accuracy per candidate | CE's lead (stds) over | "
+              + " | ".join(f"margin {m:g}" for m in margins) + test_note,
+              "|---|---|---|" + "---|" * len(margins) + ("---|" if tests else "")]
     for name in slices:
         part = {r["ce_margin"]: r for r in rows if r["slice"] == name and r["estimator"] == shipped}
         accs = next(iter(part.values()))["clean_slice_accuracy"]
-        cells = [f"| {name} | " + ", ".join(f"{c} {100 * a:.1f}" for c, a in accs.items())] + \
-            [part[m]["chosen"] for m in margins]
+        first = next(iter(part.values()))
+        cells = [f"| {name} | " + ", ".join(f"{c} {100 * a:.1f}" for c, a in accs.items()),
+                 f"{first['ce_lead_stds']:+.2f} ({first['ce_rival']})"] + [part[m]["chosen"] for m in margins]
         if tests:
             cells.append(", ".join(f"{c} {100 * a:.1f}" for c, a in tests.get(name, {}).items()) or "-")
         lines.append(" | ".join(cells) + " |")
@@ -378,9 +398,16 @@ def main() -> None:
     sets = evaluate_sets(found) if args.captures else []
     regime = args.regime or ("probe" if args.captures else "finetune")
     source = f"--captures {args.captures}" if args.captures else f"--runs {args.runs}"
-    command = (f"`python recipes/auto_slice_check.py evaluate {source} --out {args.out}`"
-               + ("" if args.captures else " on the slice files the benchmark keeps beside each auto run "
-                  "(`recipes/benchmark.py run recipes/grids/finetune.yaml --losses auto`)"))
+    command = f"`python recipes/auto_slice_check.py evaluate {source} --regime {regime} --out {args.out}`"
+    if args.runs:
+        command += (" on the slice files the benchmark keeps beside each auto run "
+                    "(`recipes/benchmark.py run recipes/grids/finetune.yaml --losses auto`)")
+    elif regime == "finetune":
+        command = (f"`OMP_NUM_THREADS=1 python recipes/auto_slice_check.py capture --regime finetune --sets "
+                   f"{','.join(sorted({n.rsplit('-', 1)[0] for n in found}))} --seeds "
+                   f"{','.join(sorted({n.rsplit('-', 1)[1] for n in found}))} --out {args.captures}` "
+                   f"({'bf16' if any('bf16' in n for n in found) else 'float32'}, {platform_line()}), then "
+                   + command)
     args.out.with_suffix(".json").write_text(json.dumps({"rule_variants": rows, "candidate_sets": sets}, indent=1))
     text = report(rows, regime, command, None if args.captures else test_accuracies(args.runs))
     text += ("\n" + report_sets(sets)) if sets else ""

@@ -80,14 +80,14 @@ def test_the_slice_file_replays_the_recorded_choice(tmp_path: Path) -> None:
     `decide` on it gives the recorded choice and noisy-slice accuracies, and a kept clean column comes along."""
     clean = blobs(400, 2, noise=0.0).with_format("numpy")["labels"][:]  # the same draws, nothing flipped
     data = blobs(400, 2, noise=0.3).with_format(None).add_column("clean_label", clean.tolist()).with_format("torch")
-    selection = select_loss(MLP, auto_args(tmp_path, num_train_epochs=10), data)
+    selection = select_loss(MLP, auto_args(tmp_path, num_train_epochs=10, auto_ce_margin=0.5), data)
     saved = np.load(tmp_path / SLICE_FILE)
     assert np.array_equal(saved["noisy"], data.with_format("numpy")["labels"][:][saved["rows"]])
     assert np.array_equal(saved["clean"], clean[saved["rows"]])
     assert not np.array_equal(saved["clean"], saved["noisy"])  # the noise is there to judge the choice by
     probs = {k[2:]: saved[k].astype(np.float32) for k in saved.files if k.startswith("p_")}
     assert sorted(probs) == ["ce", "nce+rce"]
-    assert selection.settings["ce_margin_stds"] == 0.0  # an MLP has no pretrained body: the head-only default
+    assert selection.settings["ce_margin_stds"] == 0.5  # auto_ce_margin reaches the rule, and is recorded
     replayed = decide(parse_candidates(["nce+rce"], "cifar10"), probs, {}, saved["noisy"], {"seed": 0},
                       ce_margin=selection.settings["ce_margin_stds"])
     assert replayed.chosen.label == selection.chosen.label

@@ -9,10 +9,8 @@
    with the noise transition matrix estimated from the candidates' mean prediction (see
    :mod:`jal_trainer.selection`) when that estimate is clean-label dominant. Every slice row
    counts, even one whose majority vote was a tie (see :data:`SCORE_TIES_BY_CONSENSUS` for why).
-4. Pick the best, but keep CE only if it leads the best other candidate by ``auto_ce_margin``
-   bootstrap stds of the gap (default: 0 when only a head trains, more when a pretrained body is
-   fine-tuned, where CE's lead on noisy labels partly comes from fitting the noise; see
-   :mod:`jal_trainer.auto_decide`).
+4. Pick the best (CE on a tie; ``auto_ce_margin`` can ask CE to lead the best other candidate by
+   a number of bootstrap stds of the gap, or a robust loss to beat CE: :mod:`jal_trainer.auto_decide`).
 5. The caller retrains on all rows with the choice (`jal train` does it): `LossSelection.apply`
    gives the loss settings, `LossSelection.training_rows` the training set.
 
@@ -55,7 +53,7 @@ from transformers.utils import logging
 from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
 from jal_trainer.auto_search import (  # noqa: F401
     _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns, write_slice_file)
-from jal_trainer.auto_decide import SELECTION_FILE, LossSelection, decide, default_ce_margin
+from jal_trainer.auto_decide import CE_MARGIN, SELECTION_FILE, LossSelection, decide
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import stratified_holdout
 
@@ -178,8 +176,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     """Choose a loss for ``train_dataset``'s noisy labels as the module docstring says.
 
     Args:
-        model_init: returns a fresh, untrained model (called once per candidate, and once to see
-            whether a pretrained body trains when ``auto_ce_margin`` is not set).
+        model_init: returns a fresh, untrained model (called once per candidate).
         args: a `JALConfig`; ``auto_candidates``, ``auto_budget``, ``auto_holdout``, ``auto_ce_margin``, the schedule
             (``num_train_epochs`` or ``max_steps``), ``seed``, ``auto_backend`` and
             ``auto_storage`` are read. Its ``output_dir`` receives only ``loss_selection.json`` and
@@ -216,7 +213,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
                 "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
                 "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
-    margin = _ce_margin(args, model_init)
+    margin = CE_MARGIN if args.auto_ce_margin is None else float(args.auto_ce_margin)
     table = {c.label: c for c in candidates}
     if args.auto_storage:
         Path(args.auto_storage).mkdir(parents=True, exist_ok=True)
@@ -273,17 +270,6 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig, *, raw: dict[str, 
         if callbacks is not None:
             parts["callbacks"] = callbacks(parts["dataset"])
     return selection.apply(args)
-
-
-def _ce_margin(args: JALConfig, model_init: Callable[..., torch.nn.Module]) -> float:
-    """``auto_ce_margin``, else the default for what trains in one model from ``model_init``."""
-    if args.auto_ce_margin is not None:
-        return float(args.auto_ce_margin)
-    from transformers.trainer_utils import number_of_arguments
-
-    with torch.random.fork_rng(devices=[]):  # building a model draws random weights: leave the seed's stream alone
-        model = model_init() if number_of_arguments(model_init) == 0 else model_init(None)  # as Trainer calls it
-    return default_ce_margin(model)
 
 
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:

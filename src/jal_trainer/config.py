@@ -98,10 +98,9 @@ class JALConfig(TrainingArguments):
     auto_ce_margin: float | None = field(
         default=None,
         metadata={"help": "loss_type auto: the lead, in bootstrap stds of the gap on the slice, CE needs over the best "
-                          "other candidate to be kept (default: 0 when only a head trains; "
-                          "jal_trainer.auto_decide.CE_MARGIN_FINETUNE when a pretrained body is fine-tuned, where "
-                          "CE's lead on noisy labels partly comes from fitting the noise). Negative: a robust loss "
-                          "must beat CE by that many stds."},
+                          "other candidate to be kept (default 0: the higher estimate wins, CE on a tie). Negative: "
+                          "a robust loss must beat CE by that many stds. See jal_trainer.auto_decide for the "
+                          "evidence behind the default."},
     )
     auto_backend: str = field(
         default="optuna",
