@@ -68,7 +68,7 @@ FINETUNE = ["--disable_tqdm", "true", "--report_to", "none", "--save_strategy", 
 SUBSET = ["--train_subset", "2000"]
 #: CE's required lead over the best other candidate, in bootstrap stds (`jal_trainer.auto_decide`);
 #: negative: a robust loss must beat CE by that many stds.
-MARGINS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+MARGINS = (-3.0, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
 
 def capture(name: str, seed: int, out: Path, candidates: list[str]) -> None:
