@@ -172,6 +172,11 @@ def capture_finetune(name: str, seed: int, out: Path, bf16: bool) -> None:
     (run_dir / SLICE_FILE).replace(target)
 
 
+def run_slice_name(path: Path) -> str:
+    """``<dataset>-<noise>-<seed>`` of a benchmark's ``<dataset>/<noise>/auto-seed<seed>.slice.npz``."""
+    return f"{path.parent.parent.name}-{path.parent.name}-{path.name.split('-seed')[1].split('.')[0]}"
+
+
 def slices(captures: Path | None = None, runs: Path | None = None) -> dict[str, Any]:
     """Slice name -> loaded npz: ``captures/*.npz`` (this script's `capture`) or, under a runs tree,
     every ``auto-seed<k>.slice.npz`` the benchmark kept beside an auto run (named data set-noise-seed)."""
@@ -180,8 +185,7 @@ def slices(captures: Path | None = None, runs: Path | None = None) -> dict[str, 
         found.update({path.stem: np.load(path) for path in sorted(captures.glob("*.npz"))})
     if runs is not None:
         for path in sorted(runs.rglob("auto-seed*.slice.npz")):
-            seed = path.name.split("-seed")[1].split(".")[0]
-            found[f"{path.parent.parent.name}-{path.parent.name}-{seed}"] = np.load(path)
+            found[run_slice_name(path)] = np.load(path)
     missing = [name for name, z in found.items() if "clean" not in z.files]
     if missing:
         raise ValueError(f"{', '.join(missing)}: no clean labels in the slice file; only a benchmark run that keeps "
@@ -308,13 +312,13 @@ def test_accuracies(runs: Path) -> dict[str, dict[str, float]]:
     """
     out: dict[str, dict[str, float]] = {}
     for path in sorted(runs.rglob("auto-seed*.slice.npz")):
-        seed = path.name.split("-seed")[1].split(".")[0]
+        seed = path.name.split("-seed")[1].split(".")[0]  # the plain runs beside it: <loss>-seed<k>.json
         accs = {}
         for c in CANDIDATES:
             run = path.parent / f"{c.replace('+', '_')}-seed{seed}.json"
             if run.exists():
                 accs[c] = json.loads(run.read_text())["test_accuracy"]
-        out[f"{path.parent.parent.name}-{path.parent.name}-{seed}"] = accs
+        out[run_slice_name(path)] = accs
     return out
 
 
