@@ -80,6 +80,21 @@ def test_lowest_tie_break_and_dropped_abstains_are_wrench_argmax(tmp_path: Path)
     assert report.noise_rate == pytest.approx(float((counts.argmax(axis=1) != gold)[cover].mean()))
 
 
+def test_dropped_ties_and_abstains_leave_only_the_decided_votes(tmp_path: Path) -> None:
+    _, train, report = noisy_train(write_wrench(tmp_path / "w"), tie_break="drop", abstain="drop")
+    decided = [i for i, y in enumerate(LOWEST) if y is not None and i not in TIES]  # rows 0, 3, 5, 8, 9
+    assert train["label"][:] == [LOWEST[i] for i in decided]
+    assert train["clean_label"][:] == [VOTES[i][1] for i in decided]
+    assert report.noise_rate == pytest.approx(2 / 5)  # rows 5 and 9 are wrong
+    _, kept, _ = noisy_train(write_wrench(tmp_path / "k"), tie_break="drop", abstain="random")
+    assert len(kept["label"][:]) == 10 - len(TIES)  # uncovered rows stay, with a random class
+
+
+def test_an_unknown_tie_break_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'random', 'lowest', 'drop'"):
+        noisy_train(write_wrench(tmp_path / "w"), tie_break="first")
+
+
 def test_random_tie_break_draws_among_the_tied_classes_only(tmp_path: Path) -> None:
     folder = write_wrench(tmp_path / "w")
     seen = {i: set() for i in TIES}

@@ -98,7 +98,8 @@ class DataArguments:
     )
     tie_break: str = field(
         default="random",
-        metadata={"help": "majority-vote ties: random (seeded, no class favoured) or lowest (WRENCH's argmax)."},
+        metadata={"help": "majority-vote ties: random (seeded, no class favoured), lowest (WRENCH's argmax) "
+                          "or drop (remove the tied rows: their label is a coin flip)."},
     )
     abstain: str = field(
         default="random",

@@ -21,7 +21,7 @@ import pyarrow as pa
 from datasets import ClassLabel, Dataset, Value
 from numpy.typing import ArrayLike
 
-from jal_trainer.noise import NOISE_KINDS, Kind, Seed, _normalise_kind, majority_vote, make_noisy_labels
+from jal_trainer.noise import NOISE_KINDS, Kind, Seed, _normalise_kind, majority_vote, make_noisy_labels, tied_rows
 
 
 DATASET_KINDS: tuple[str, ...] = ("column", "majority-vote")
@@ -145,6 +145,7 @@ def _noisy_from_votes(
     tie_break: str,
     abstain: str,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Majority-vote labels ``(n,)`` and the ``(n,)`` mask of rows to keep (``abstain``/``tie_break`` \"drop\")."""
     if column is None:
         raise ValueError("kind 'majority-vote' needs the weak-label column: pass column='weak_labels'.")
     if abstain not in _ABSTAIN_RULES:
@@ -154,7 +155,10 @@ def _noisy_from_votes(
     noisy, covered = majority_vote(votes, K, seed=seed, tie_break=tie_break)
     if abstain == "clean":
         noisy[~covered] = clean[~covered]
-    return noisy, covered
+    keep = covered if abstain == "drop" else np.ones_like(covered)
+    if tie_break == "drop":  # a tie is a coin flip, as an uncovered row is: train on neither
+        keep = keep & ~tied_rows(votes, K)
+    return noisy, keep
 
 
 def _noisy_labels(
@@ -174,8 +178,8 @@ def _noisy_labels(
     if name == "column":
         return _noisy_from_column(ds, opts["column"], opts["label_column"], K, clean), None
     if name == "majority-vote":
-        noisy, covered = _noisy_from_votes(ds, opts["column"], K, clean, rng, opts["tie_break"], opts["abstain"])
-        return noisy, (covered if opts["abstain"] == "drop" else None)
+        noisy, keep = _noisy_from_votes(ds, opts["column"], K, clean, rng, opts["tie_break"], opts["abstain"])
+        return noisy, (None if keep.all() else keep)
     if opts["column"] is not None:
         raise ValueError(f"column= is only read by kinds {DATASET_KINDS}; drop it for kind {kind!r}.")
     if name is not None and name not in NOISE_KINDS:

@@ -159,7 +159,7 @@ def _noisy_split(
         desc="Adding label noise",
     )
     if keep is not None:
-        out = out.select(np.flatnonzero(keep), new_fingerprint=_fingerprint(out, {"drop": "uncovered"}))
+        out = out.select(np.flatnonzero(keep), new_fingerprint=_fingerprint(out, {"drop": "uncovered or tied"}))
     return out
 
 
@@ -205,7 +205,8 @@ def add_label_noise(
       `jal_trainer.ner.noisy`;
     * ``"majority-vote"``: the majority vote of the weak labels in list column ``column``
       (WRENCH's ``"weak_labels"``, -1 = abstain). Ties: ``tie_break="random"`` (uniform among
-      the tied classes, seeded) or ``"lowest"`` (smallest index, as WRENCH's ``argmax``).
+      the tied classes, seeded), ``"lowest"`` (smallest index, as WRENCH's ``argmax``) or
+      ``"drop"`` (remove the tied rows: their label is a coin flip).
       All-abstain rows: ``abstain="random"`` (a uniformly random class, seeded, flagged as
       noise where it differs), ``"clean"`` (keep the given label: optimistic, it uses the gold
       label where the weak supervision says nothing) or ``"drop"`` (remove those rows, as

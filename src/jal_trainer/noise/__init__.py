@@ -49,7 +49,7 @@ from jal_trainer.noise.matrices import (
 from jal_trainer.noise.report import NoiseReport, noise_report_from_labels, realised_transition_matrix
 from jal_trainer.noise.samplers import SAMPLERS, corrupt_labels
 from jal_trainer.noise.theorem import check_a, min_admissible_a
-from jal_trainer.noise.weak import majority_vote
+from jal_trainer.noise.weak import TIE_BREAKS, majority_vote, tied_rows
 
 
 __all__ = [
@@ -66,6 +66,8 @@ __all__ = [
     "corrupt_labels",
     "instance_dependent_labels",
     "majority_vote",
+    "tied_rows",
+    "TIE_BREAKS",
     "make_noisy_labels",
     "min_admissible_a",
     "noise_report_from_labels",

@@ -14,6 +14,9 @@ from numpy.typing import ArrayLike
 
 from jal_trainer.noise._checks import Seed, _check_num_classes, _rng
 
+#: How `majority_vote` settles a tie between the most-voted classes.
+TIE_BREAKS = ("random", "lowest", "drop")
+
 
 def majority_vote(
     votes: ArrayLike,
@@ -31,7 +34,8 @@ def majority_vote(
     * **ties**: ``tie_break="random"`` (default) draws uniformly among the tied classes with the
       seed, so no class is favoured; ``"lowest"`` takes the smallest tied index, numpy's
       ``argmax`` convention, which WRENCH's ``MajorityVoting`` predictions use (and which gives
-      the ~21% noise usually quoted for youtube);
+      the ~21% noise usually quoted for youtube); ``"drop"`` labels them as ``"random"`` does,
+      for callers that remove them (`tied_rows` finds them): a tied vote says nothing about the class;
     * **all-abstain rows** (not covered) get a class drawn uniformly at random with the seed,
       and are marked in the returned ``covered`` mask so that callers can keep or drop them.
 
@@ -43,7 +47,7 @@ def majority_vote(
             ``{abstain_value} U [0, K)``.
         num_classes: ``K``.
         seed: int or ``numpy.random.Generator``.
-        tie_break: ``"random"`` or ``"lowest"``.
+        tie_break: ``"random"``, ``"lowest"`` or ``"drop"`` (labelled as ``"random"``).
         abstain_value: the abstention marker (-1 in WRENCH).
 
     Returns:
@@ -69,15 +73,13 @@ def majority_vote(
             f"vote {bad} is neither a class in [0, {K}) nor the abstention {abstain_value}; pass "
             "the right num_classes or abstain_value."
         )
-    if tie_break not in ("random", "lowest"):
-        raise ValueError(f"unknown tie_break {tie_break!r}; use 'random' or 'lowest'.")
+    if tie_break not in TIE_BREAKS:
+        raise ValueError(f"unknown tie_break {tie_break!r}; use one of {', '.join(map(repr, TIE_BREAKS))}.")
     rng = _rng(seed)
-    n = V.shape[0]
-    rows = np.broadcast_to(np.arange(n)[:, None], V.shape)
-    counts = np.bincount(rows[valid] * K + V[valid], minlength=n * K).reshape(n, K)
+    counts = _vote_counts(V, K, abstain_value)
     covered = counts.sum(axis=1) > 0
     labels = counts.argmax(axis=1)  # smallest index among ties
-    if tie_break == "random":
+    if tie_break != "lowest":
         top = counts == counts.max(axis=1, keepdims=True)
         tied = np.flatnonzero(covered & (top.sum(axis=1) > 1))
         keys = np.where(top[tied], rng.random((tied.size, K)), -1.0)
@@ -85,3 +87,24 @@ def majority_vote(
     uncovered = np.flatnonzero(~covered)
     labels[uncovered] = rng.integers(0, K, uncovered.size)
     return labels.astype(np.int64), covered
+
+
+def _vote_counts(votes: np.ndarray, num_classes: int, abstain_value: int) -> np.ndarray:
+    """``(n, K)`` number of votes per class of ``(n, m)`` integer ``votes`` (abstentions not counted)."""
+    n = votes.shape[0]
+    valid = votes != abstain_value
+    rows = np.broadcast_to(np.arange(n)[:, None], votes.shape)
+    return np.bincount(rows[valid] * num_classes + votes[valid], minlength=n * num_classes).reshape(n, num_classes)
+
+
+def tied_rows(votes: ArrayLike, num_classes: int, *, abstain_value: int = -1) -> np.ndarray:
+    """``(n,)`` bool: True where at least one labelling function voted and two or more classes share
+    the most votes, the rows whose majority-vote label is a coin flip (``tie_break="drop"`` removes them).
+
+    Example:
+        >>> tied_rows([[0, 1, -1], [0, 0, 1], [-1, -1, -1]], 2).tolist()
+        [True, False, False]
+    """
+    counts = _vote_counts(np.asarray(votes, dtype=np.int64), num_classes, abstain_value)
+    top = counts == counts.max(axis=1, keepdims=True)
+    return (counts.sum(axis=1) > 0) & (top.sum(axis=1) > 1)
