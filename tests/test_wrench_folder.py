@@ -135,7 +135,7 @@ def test_bad_wrench_recipes(tmp_path: Path) -> None:
     folder = write_wrench(tmp_path / "w")
     from jal_trainer.data.checks import check_data_arguments
 
-    with pytest.raises(ValueError, match=r"tie_break='first' is unknown. Choose random or lowest"):
+    with pytest.raises(ValueError, match=r"tie_break='first' is unknown. Choose random, lowest or drop"):
         check_data_arguments(DataArguments(data_path=str(folder), tie_break="first"))
     with pytest.raises(ValueError, match=r"abstain='clean' is unknown. Choose random or drop"):
         check_data_arguments(DataArguments(data_path=str(folder), abstain="clean"))

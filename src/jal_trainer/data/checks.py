@@ -107,10 +107,10 @@ def check_data_arguments(data: Any) -> None:
                          f"{given[0]}.")
     if data.noisy_label_path and not data.noisy_label_column:
         raise ValueError("noisy_label_path needs noisy_label_column: the column of that file with the noisy labels.")
-    for name, value, choices in (("tie_break", data.tie_break, ("random", "lowest")),
+    for name, value, choices in (("tie_break", data.tie_break, ("random", "lowest", "drop")),
                                  ("abstain", data.abstain, ("random", "drop"))):
         if value not in choices:
-            raise ValueError(f"{name}={value!r} is unknown. Choose {' or '.join(choices)}.")
+            raise ValueError(f"{name}={value!r} is unknown. Choose {', '.join(choices[:-1])} or {choices[-1]}.")
     if data.test_size <= 0 or data.validation_size <= 0:
         raise ValueError("test_size and validation_size must be > 0 (a fraction below 1, or a count of rows).")
     if data.mark_entities and len(data.entity_markers) != 2:
