@@ -99,7 +99,7 @@ class DataArguments:
     tie_break: str = field(
         default="random",
         metadata={"help": "majority-vote ties: random (seeded, no class favoured), lowest (WRENCH's argmax) "
-                          "or drop (remove the tied rows: their label is a coin flip)."},
+                          "or drop (remove the tied rows; with two classes their label is a coin flip)."},
     )
     abstain: str = field(
         default="random",

@@ -1,5 +1,7 @@
 """``loss_type: auto``: choose the loss (and its parameters) without clean labels.
 
+0. Leave out the rows whose label is a coin flip: a tied or empty majority vote of the weak labels
+   (``auto_drop_coin_flips``; :mod:`jal_trainer.auto_coinflips`), when the labels are that vote.
 1. Hold out a stratified slice (``auto_holdout``, 10%) of the noisy training rows.
 2. Train every candidate on the other rows with a short schedule, through
    `transformers.Trainer.hyperparameter_search` (Optuna by default, one grid point per candidate;
@@ -51,6 +53,7 @@ import torch
 from transformers.utils import logging
 
 from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
+from jal_trainer.auto_coinflips import WEAK_LABELS, coin_flip_rows, keep_batches_whole
 from jal_trainer.auto_search import (  # noqa: F401
     _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns, write_slice_file)
 from jal_trainer.auto_decide import CE_MARGIN, SELECTION_FILE, LossSelection, decide
@@ -60,8 +63,6 @@ from jal_trainer.selection import stratified_holdout
 logger = logging.get_logger(__name__)
 
 AUTO = "auto"
-#: Column of weak labels (one vote per labelling function, -1 = abstain) that marks uninformative slice rows.
-WEAK_LABELS = "weak_labels"
 #: Whether slice rows with a tied or empty majority vote (from :data:`WEAK_LABELS`) are scored by
 #: agreement with the candidates' consensus instead of their (coin-flip) label. Off since 2026-12-01:
 #: judged by ``recipes/auto_slice_check.py`` on 21 held-out probe slices' clean training labels
@@ -206,13 +207,24 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     if label_column is None:
         raise ValueError("auto: the training set has no 'labels' or 'label' column; pass label_column=.")
     labels = np.asarray(train_dataset.with_format("numpy", columns=[label_column])[:][label_column], dtype=np.int64)
-    kept, held = _holdout(labels, args)
+    flips, flips_why = coin_flip_rows(train_dataset, labels) if args.auto_drop_coin_flips else \
+        (None, "auto_drop_coin_flips is off: every row is used")
+    usable = np.arange(len(labels)) if flips is None else np.flatnonzero(~flips)
+    try:
+        kept, held = (usable[rows] for rows in _holdout(labels[usable], args))
+    except ValueError as error:
+        if flips is None:
+            raise
+        flips, flips_why = None, f"kept: without them {error}"  # a class lives on coin flips alone: keep them
+        usable = np.arange(len(labels))
+        kept, held = _holdout(labels, args)
     share = (budget - 1.0) / cost  # of a full training, per candidate training
-    schedule = _short_schedule(args, share / (1.0 - len(held) / len(labels)))
+    schedule = _short_schedule(args, share / (1.0 - len(held) / len(usable)))
     settings = {"budget_trainings": budget, "candidate_trainings": cost,
                 "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
-                "candidate_schedule": schedule, "backend": backend, "seed": args.seed}
+                "candidate_schedule": schedule, "backend": backend, "seed": args.seed,
+                "coin_flip_rows": 0 if flips is None else int(flips.sum()), "coin_flips": flips_why}
     margin = CE_MARGIN if args.auto_ce_margin is None else float(args.auto_ce_margin)
     table = {c.label: c for c in candidates}
     if args.auto_storage:
@@ -239,7 +251,11 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         if found is None and label in probabilities and label not in failures:
             failures[label] = "no flags file"
     selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak, ce_margin=margin)
-    record_flags(selection, flags, kept, held, args.per_device_train_batch_size * max(args.world_size, 1))
+    batch = args.per_device_train_batch_size * max(args.world_size, 1)
+    record_flags(selection, flags, kept, held, batch, base=flips)
+    if selection.dropped is None and flips is not None and flips.any():
+        selection.dropped = np.flatnonzero(keep_batches_whole(flips, batch))
+        selection.reason += f"; the final training leaves out the {int(flips.sum())} coin-flip rows"
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)
         write_slice_file(args.output_dir, held, labels[held], probabilities, slice_columns(train_dataset, held))

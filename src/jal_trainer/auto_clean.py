@@ -147,12 +147,14 @@ def read_flags(path: Path) -> dict[str, np.ndarray] | None:
         return {key: saved[key] for key in saved.files}
 
 
-def dropped_rows(flags: dict[str, np.ndarray], kept: np.ndarray, held: np.ndarray, batch: int) -> np.ndarray:
+def dropped_rows(flags: dict[str, np.ndarray], kept: np.ndarray, held: np.ndarray, batch: int,
+                 base: np.ndarray | None = None) -> np.ndarray:
     """Sorted indices into the full training set of the rows a chosen ``+clean`` candidate drops.
 
     ``kept`` ``(N_trained,)`` and ``held`` ``(N_slice,)``: the rows the trial trained on and the
-    slice, as indices into the full set. Every flagged row is dropped; when the rest would leave a
-    last batch of one row, also the trained row with the highest score (`no_batch_of_one`).
+    slice, as indices into the full set. Every flagged row is dropped, and every row ``base``
+    ``(n,)`` marks (the coin flips auto left out: `jal_trainer.auto_coinflips`); when the rest would
+    leave a last batch of one row, also the trained row with the highest score (`no_batch_of_one`).
 
     Example:
         >>> flags = {"trained": np.array([False, True, False]), "slice": np.array([True]),
@@ -160,7 +162,7 @@ def dropped_rows(flags: dict[str, np.ndarray], kept: np.ndarray, held: np.ndarra
         >>> dropped_rows(flags, np.array([0, 1, 3]), np.array([2]), 32).tolist()
         [1, 2]
     """
-    drop = np.zeros(len(kept) + len(held), dtype=bool)
+    drop = np.zeros(len(kept) + len(held), dtype=bool) if base is None else np.asarray(base, dtype=bool).copy()
     drop[kept[flags["trained"]]] = True
     drop[held[flags["slice"]]] = True
     if batch > 1 and int((~drop).sum()) % batch == 1:
@@ -171,18 +173,19 @@ def dropped_rows(flags: dict[str, np.ndarray], kept: np.ndarray, held: np.ndarra
 
 
 def record_flags(selection: Any, flags: dict[str, dict[str, np.ndarray] | None], kept: np.ndarray,
-                 held: np.ndarray, batch: int) -> None:
+                 held: np.ndarray, batch: int, base: np.ndarray | None = None) -> None:
     """Add the ``+clean`` candidates' flag counts (``flagged_rows``) to their rows of ``selection`` (a
     `jal_trainer.auto.LossSelection`) and, when one was chosen, set ``selection.dropped``: the rows to drop
-    (`dropped_rows`)."""
+    (`dropped_rows`, with the rows ``base`` marks)."""
     for row in selection.candidates:
         found = flags.get(row["label"])
         if found is not None and row["status"] == "ok":
             row["flagged_rows"] = int(found["trained"].sum() + found["slice"].sum())
     if selection.chosen.clean and flags.get(selection.chosen.label) is not None:
-        selection.dropped = dropped_rows(flags[selection.chosen.label], kept, held, batch)
+        selection.dropped = dropped_rows(flags[selection.chosen.label], kept, held, batch, base)
+        total = len(kept) + len(held) if base is None else len(base)
         selection.reason += (f"; detect, then retrain: the final training drops the {len(selection.dropped)} rows "
-                             f"(of {len(kept) + len(held)}) its trial flagged")
+                             f"(of {total}) its trial flagged" + ("" if base is None else " or left out as coin flips"))
 
 
 __all__ = ["CLEAN_SUFFIX", "candidate_cost", "dropped_rows", "no_batch_of_one", "read_flags", "record_flags",

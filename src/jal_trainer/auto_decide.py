@@ -62,8 +62,8 @@ class LossSelection:
     ``status`` (ok / failed), ``noisy_slice_accuracy``, ``estimated_clean_accuracy``, ``error``
     (and ``flagged_rows`` for a ``+clean`` one). ``dropped``: when a ``+clean`` candidate was
     chosen, the sorted indices of the training rows its trial flagged (`training_rows` leaves them
-    out), else None. Whether a dropped label was truly wrong is unknowable without clean labels:
-    only the counts are recorded."""
+    out), or the coin-flip rows auto left out (`jal_trainer.auto_coinflips`), else None. Whether a
+    dropped label was truly wrong is unknowable without clean labels: only the counts are recorded."""
 
     chosen: Candidate
     reason: str
@@ -87,7 +87,7 @@ class LossSelection:
         """
         if self.dropped is None:
             return train_dataset
-        rows = int(self.settings["holdout_rows"]) + int(self.settings["trained_rows"])
+        rows = sum(int(self.settings.get(k, 0)) for k in ("holdout_rows", "trained_rows", "coin_flip_rows"))
         if len(train_dataset) != rows:
             raise ValueError(f"auto chose {self.chosen.label} on {rows} rows, but this training set has "
                              f"{len(train_dataset)}: pass the very set select_loss chose on.")

@@ -102,6 +102,12 @@ class JALConfig(TrainingArguments):
                           "a robust loss must beat CE by that many stds. See jal_trainer.auto_decide for the "
                           "evidence behind the default."},
     )
+    auto_drop_coin_flips: bool = field(
+        default=True,
+        metadata={"help": "loss_type auto: leave out the rows whose weak votes (a weak_labels column) are tied or "
+                          "empty, when the labels are their majority vote: such a label is a coin flip "
+                          "(jal_trainer.auto_coinflips)."},
+    )
     auto_backend: str = field(
         default="optuna",
         metadata={"help": "loss_type auto: the search backend, optuna (one process) or ray (Ray Tune, on one machine "

@@ -206,7 +206,7 @@ def add_label_noise(
     * ``"majority-vote"``: the majority vote of the weak labels in list column ``column``
       (WRENCH's ``"weak_labels"``, -1 = abstain). Ties: ``tie_break="random"`` (uniform among
       the tied classes, seeded), ``"lowest"`` (smallest index, as WRENCH's ``argmax``) or
-      ``"drop"`` (remove the tied rows: their label is a coin flip).
+      ``"drop"`` (remove the tied rows; with two classes their label is a coin flip).
       All-abstain rows: ``abstain="random"`` (a uniformly random class, seeded, flagged as
       noise where it differs), ``"clean"`` (keep the given label: optimistic, it uses the gold
       label where the weak supervision says nothing) or ``"drop"`` (remove those rows, as

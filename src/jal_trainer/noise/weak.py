@@ -35,7 +35,7 @@ def majority_vote(
       seed, so no class is favoured; ``"lowest"`` takes the smallest tied index, numpy's
       ``argmax`` convention, which WRENCH's ``MajorityVoting`` predictions use (and which gives
       the ~21% noise usually quoted for youtube); ``"drop"`` labels them as ``"random"`` does,
-      for callers that remove them (`tied_rows` finds them): a tied vote says nothing about the class;
+      for callers that remove them (`tied_rows` finds them; with two classes a tie is a coin flip);
     * **all-abstain rows** (not covered) get a class drawn uniformly at random with the seed,
       and are marked in the returned ``covered`` mask so that callers can keep or drop them.
 
@@ -99,7 +99,8 @@ def _vote_counts(votes: np.ndarray, num_classes: int, abstain_value: int) -> np.
 
 def tied_rows(votes: ArrayLike, num_classes: int, *, abstain_value: int = -1) -> np.ndarray:
     """``(n,)`` bool: True where at least one labelling function voted and two or more classes share
-    the most votes, the rows whose majority-vote label is a coin flip (``tie_break="drop"`` removes them).
+    the most votes, the rows whose majority-vote label is a draw among the tied classes
+    (``tie_break="drop"`` removes them).
 
     Example:
         >>> tied_rows([[0, 1, -1], [0, 0, 1], [-1, -1, -1]], 2).tolist()
