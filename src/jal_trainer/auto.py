@@ -218,6 +218,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
         flips, flips_why = None, f"kept: without them {error}"  # a class lives on coin flips alone: keep them
         usable = np.arange(len(labels))
         kept, held = _holdout(labels, args)
+    if flips is not None and flips.any():
+        logger.warning(f"auto: {flips_why}.")
     share = (budget - 1.0) / cost  # of a full training, per candidate training
     schedule = _short_schedule(args, share / (1.0 - len(held) / len(usable)))
     settings = {"budget_trainings": budget, "candidate_trainings": cost,
