@@ -116,8 +116,18 @@ def test_too_few_slice_rows_fail_before_training(tmp_path: Path, monkeypatch: py
         raise AssertionError("trained before checking the slice")
 
     monkeypatch.setattr(_CandidateTrainer, "train", no_training)
-    with pytest.raises(ValueError, match="needs at least 2 of every class"):
-        select_loss(MLP, auto_args(tmp_path, auto_holdout=0.1), blobs(40, 0))
+    data = blobs(40, 0)
+    labels = np.asarray(data.with_format("numpy")["labels"])
+    rare = np.flatnonzero(labels != 3)[:37].tolist() + np.flatnonzero(labels == 3)[:3].tolist()  # class 3: 3 rows
+    with pytest.raises(ValueError, match="has 0 row.* of class 3, which has 3 training rows; it needs at least 2"):
+        select_loss(MLP, auto_args(tmp_path, auto_holdout=0.1), data.select(rare))
+
+
+def test_a_rare_class_gets_two_slice_rows() -> None:
+    labels = np.array([0] * 90 + [1] * 10)  # 10% of class 1 is one row: too few to score it
+    kept, held = stratified_holdout(labels, 0.1, seed=0, min_per_class=2)
+    assert (labels[held] == 1).sum() == 2 and (labels[kept] == 1).sum() == 8 and (labels[held] == 0).sum() == 9
+    assert (labels[stratified_holdout(labels, 0.1, seed=0)[1]] == 1).sum() == 1  # the default: no minimum
 
 
 def test_auto_is_not_a_loss_to_build(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ def test_coin_flips_are_the_tied_and_empty_votes_of_a_majority_vote() -> None:
     labels = np.asarray(ds.with_format("numpy")["labels"])
     found, why = coin_flip_rows(ds, labels)
     assert found is not None and (found == flips).all() and f"{flips.sum()} of 200 rows" in why
+    assert coin_flip_rows(ds, labels, max_share=0.9)[0] is None  # fewer than 90% of the rows: kept
     assert tie.any() and not found[tie].any()  # a tie between 2 of 4 classes rules out 2: kept
     binary = Dataset.from_dict({"labels": [0, 1, 1], "weak_labels": [[0, 1], [1, -1], [-1, -1]]})
     assert coin_flip_rows(binary, np.array([0, 1, 1]))[0].tolist() == [True, False, True]  # 2 classes: any tie
@@ -57,7 +58,7 @@ def test_coin_flips_are_the_tied_and_empty_votes_of_a_majority_vote() -> None:
 @pytest.mark.slow
 def test_auto_trains_and_scores_without_the_coin_flips(tmp_path: Path) -> None:
     ds, flips, _ = with_votes(blobs(400, 2), seed=2)
-    args = auto_args(tmp_path / "on", num_train_epochs=4, auto_candidates=["gce"])
+    args = auto_args(tmp_path / "on", num_train_epochs=4, auto_candidates=["gce"])  # ~30% coin flips > 0.2
     selection = select_loss(MLP, args, ds)
     record = json.loads((tmp_path / "on" / SELECTION_FILE).read_text())
     assert record["coin_flip_rows"] == int(flips.sum())
@@ -72,7 +73,15 @@ def test_auto_trains_and_scores_without_the_coin_flips(tmp_path: Path) -> None:
     assert "coin-flip rows" in selection.reason
 
     off = select_loss(MLP, auto_args(tmp_path / "off", num_train_epochs=4, auto_candidates=["gce"],
-                                     auto_drop_coin_flips=False), ds)
+                                     auto_coin_flip_share=0.5), ds)  # ~30% coin flips: below 0.5, kept
     record = json.loads((tmp_path / "off" / SELECTION_FILE).read_text())
-    assert record["coin_flip_rows"] == 0 and "off" in record["coin_flips"]
+    assert record["coin_flip_rows"] == 0 and "at most auto_coin_flip_share (0.5)" in record["coin_flips"]
     assert len(off.training_rows(ds)) == len(ds)
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, True, "half"])
+def test_a_coin_flip_share_outside_0_1_fails_before_training(tmp_path: Path, share) -> None:
+    from jal_trainer.auto import check_auto_settings
+
+    with pytest.raises(ValueError, match="auto_coin_flip_share must be a share of the rows in"):
+        check_auto_settings(auto_args(tmp_path, auto_coin_flip_share=share))

@@ -1,7 +1,7 @@
 """``loss_type: auto``: choose the loss (and its parameters) without clean labels.
 
 0. Leave out the rows whose label is a coin flip: a tied or empty majority vote of the weak labels
-   (``auto_drop_coin_flips``; :mod:`jal_trainer.auto_coinflips`), when the labels are that vote.
+   when they are many (``auto_coin_flip_share``; :mod:`jal_trainer.auto_coinflips`).
 1. Hold out a stratified slice (``auto_holdout``, 10%) of the noisy training rows.
 2. Train every candidate on the other rows with a short schedule, through
    `transformers.Trainer.hyperparameter_search` (Optuna by default, one grid point per candidate;
@@ -162,6 +162,10 @@ def check_auto_settings(args: JALConfig) -> list[Candidate]:
     check_backend(args.auto_backend)
     if not 0.0 < args.auto_holdout < 0.5:
         raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
+    share = args.auto_coin_flip_share
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        raise ValueError(f"auto_coin_flip_share must be a share of the rows in [0, 1], got {share!r}; e.g. 0.2 (the "
+                         "default), 0 to leave out every coin flip, 1 to keep them.")
     margin = args.auto_ce_margin
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not np.isfinite(margin)):
         raise ValueError(f"auto_ce_margin must be a finite number of bootstrap stds, got {margin!r}; e.g. 1.0, or "
@@ -207,8 +211,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     if label_column is None:
         raise ValueError("auto: the training set has no 'labels' or 'label' column; pass label_column=.")
     labels = np.asarray(train_dataset.with_format("numpy", columns=[label_column])[:][label_column], dtype=np.int64)
-    flips, flips_why = coin_flip_rows(train_dataset, labels) if args.auto_drop_coin_flips else \
-        (None, "auto_drop_coin_flips is off: every row is used")
+    flips, flips_why = coin_flip_rows(train_dataset, labels, max_share=args.auto_coin_flip_share)
     usable = np.arange(len(labels)) if flips is None else np.flatnonzero(~flips)
     try:
         kept, held = (usable[rows] for rows in _holdout(labels[usable], args))
@@ -291,7 +294,8 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig, *, raw: dict[str, 
 
 
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
-    kept, held = stratified_holdout(labels, args.auto_holdout, seed=args.seed)
+    # a rare class still gets 2 slice rows when it has 4 or more: its score needs more than one row
+    kept, held = stratified_holdout(labels, args.auto_holdout, seed=args.seed, min_per_class=2)
     classes, total = np.unique(labels, return_counts=True)
     in_slice = np.array([(labels[held] == c).sum() for c in classes])
     if (in_slice < 2).any():

@@ -102,11 +102,12 @@ class JALConfig(TrainingArguments):
                           "a robust loss must beat CE by that many stds. See jal_trainer.auto_decide for the "
                           "evidence behind the default."},
     )
-    auto_drop_coin_flips: bool = field(
-        default=True,
-        metadata={"help": "loss_type auto: leave out the rows whose weak votes (a weak_labels column) are tied or "
-                          "empty, when the labels are their majority vote: such a label is a coin flip "
-                          "(jal_trainer.auto_coinflips)."},
+    auto_coin_flip_share: float = field(
+        default=0.2,
+        metadata={"help": "loss_type auto: leave out the rows whose majority-vote label is a coin flip (no weak "
+                          "vote, or every class tied, in a weak_labels column) when they are more than this share "
+                          "of the training rows (default 0.2; 0: whenever there are any, 1: never). See "
+                          "jal_trainer.auto_coinflips for the evidence."},
     )
     auto_backend: str = field(
         default="optuna",

@@ -46,20 +46,28 @@ ANCHOR_SHARE = 0.1
 DOMINANCE_MARGIN = 0.05
 
 
-def stratified_holdout(labels: np.ndarray, fraction: float, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted ``(kept, held_out)`` row indices; each class gives ``round(fraction * n_c)`` rows to the slice.
+def stratified_holdout(labels: np.ndarray, fraction: float, *, seed: int = 0,
+                       min_per_class: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(kept, held_out)`` row indices; each class gives ``round(fraction * n_c)`` rows to the slice,
+    raised to ``min_per_class`` for a class with at least twice that many rows (so a rare class is
+    scored and still trained on).
 
     Example:
         >>> kept, held = stratified_holdout(np.array([0] * 10 + [1] * 20), 0.1, seed=0)
         >>> len(kept), len(held)
         (27, 3)
+        >>> len(stratified_holdout(np.array([0] * 10 + [1] * 20), 0.1, min_per_class=2)[1])
+        4
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     held = []
     for cls in np.unique(labels):
         rows = np.flatnonzero(labels == cls)
-        held.append(rng.permutation(rows)[: int(round(fraction * rows.size))])
+        take = int(round(fraction * rows.size))
+        if take < min_per_class <= rows.size // 2:
+            take = min_per_class
+        held.append(rng.permutation(rows)[:take])
     held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
     kept = np.setdiff1d(np.arange(labels.size), held_out)
     return kept, held_out
