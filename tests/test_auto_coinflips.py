@@ -71,6 +71,10 @@ def test_auto_trains_and_scores_without_the_coin_flips(tmp_path: Path) -> None:
     assert len(final) <= int((~flips).sum()) and len(final) >= int((~flips).sum()) - 1  # one more: no batch of one
     assert not any(np.isclose(every[flips][:, None], kept[None]).all(axis=2).any(axis=1))
     assert "coin-flip rows" in selection.reason
+    from jal_trainer.hub import JALCardData
+
+    card = str(JALCardData(model_name="m", dataset="blobs", loss_type="gce", loss_selection=record).to_model_card())
+    assert f"Coin flips: {record['coin_flips']}" in card and "auto_coin_flip_share" in card
 
     off = select_loss(MLP, auto_args(tmp_path / "off", num_train_epochs=4, auto_candidates=["gce"],
                                      auto_coin_flip_share=0.5), ds)  # ~30% coin flips: below 0.5, kept
