@@ -131,14 +131,24 @@ def expand(grid: Grid, only: Iterable[str] | None = None) -> list[RunSpec]:
     wanted = set(only) if only else None
     specs = []
     for entry in grid.datasets:
-        if wanted is not None and not {entry["name"], entry.get("mode"), f"{entry.get('mode')}:{entry['name']}"} & wanted:
+        names = {entry["name"], entry.get("mode"), f"{entry.get('mode')}:{entry['name']}"}
+        # `mode:name:noise` (the noise's table name, e.g. finetune:wrench-sms:majority-vote) picks one column
+        columns = {w.rsplit(":", 1)[1] for w in wanted or () if w.count(":") == 2 and w.rsplit(":", 1)[0] in names}
+        if wanted is not None and not (names & wanted or columns):
             continue
         regime = grid.regimes.get(entry.get("regime"), {})
         for seed in grid.seeds:
             for noise in entry["noise"]:
+                if columns and not names & (wanted or set()) and _noise_name(noise) not in columns:
+                    continue
                 for loss in entry.get("losses", grid.losses):
                     specs.append(_spec(grid, entry, noise, loss, seed, regime))
     return specs
+
+
+def _noise_name(noise: dict[str, Any]) -> str:
+    """A noise entry's name in the table and run paths (its ``label``, else its ``noise_type``)."""
+    return str(noise.get("label", noise["noise_type"]))
 
 
 def _spec(grid: Grid, entry: dict[str, Any], noise: dict[str, Any], loss: str, seed: int,
