@@ -171,6 +171,7 @@ def _keep_slice(run_dir: Path, out_path: Path) -> None:
     from jal_trainer.auto_search import SLICE_FILE
 
     if (run_dir / SLICE_FILE).exists():
+        out_path.parent.mkdir(parents=True, exist_ok=True)  # the first run of a new column makes its folder
         shutil.copyfile(run_dir / SLICE_FILE, out_path.with_suffix(".slice.npz"))
 
 

@@ -51,3 +51,15 @@ def test_gpu_runs_are_counted_apart_from_cpu_runs() -> None:
     line = bench_report.gpu_runs_line(runs)
     assert line == ["- On a GPU: 1 runs on one NVIDIA H200; the other 2 on the CPU of the line above."]
     assert benchmark.run_device(["--use_cpu", "true"]) == "cpu"
+
+
+def test_auto_slice_is_kept_in_a_column_folder_that_does_not_exist_yet(tmp_path: Path) -> None:
+    import numpy as np
+    from jal_trainer.auto_search import SLICE_FILE
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    np.savez(run_dir / SLICE_FILE, rows=np.arange(3))
+    out = tmp_path / "runs" / "wrench-sms" / "mv-no-coin-flips" / "auto-seed0.json"  # no folder yet
+    benchmark._keep_slice(run_dir, out)
+    assert np.load(out.with_suffix(".slice.npz"))["rows"].tolist() == [0, 1, 2]
