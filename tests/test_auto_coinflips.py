@@ -89,3 +89,14 @@ def test_a_coin_flip_share_outside_0_1_fails_before_training(tmp_path: Path, sha
 
     with pytest.raises(ValueError, match="auto_coin_flip_share must be a share of the rows in"):
         check_auto_settings(auto_args(tmp_path, auto_coin_flip_share=share))
+
+
+def test_coin_flips_stay_when_a_class_would_be_left_without_a_slice(tmp_path: Path) -> None:
+    from jal_trainer.auto import _split_rows
+
+    votes = [[0, 0]] * 30 + [[1, 1]] + [[-1, -1]] * 29  # class 1 has one decided row, 29 coin flips
+    labels = np.array([0] * 30 + [1] + [0, 1] * 14 + [1])
+    ds = Dataset.from_dict({"labels": labels.tolist(), "weak_labels": votes})
+    kept, held, flips, why = _split_rows(ds, labels, auto_args(tmp_path))
+    assert flips is None and why.startswith("kept: without them") and "of class 1" in why
+    assert len(kept) + len(held) == 60  # every row is used

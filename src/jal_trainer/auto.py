@@ -211,20 +211,11 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     if label_column is None:
         raise ValueError("auto: the training set has no 'labels' or 'label' column; pass label_column=.")
     labels = np.asarray(train_dataset.with_format("numpy", columns=[label_column])[:][label_column], dtype=np.int64)
-    flips, flips_why = coin_flip_rows(train_dataset, labels, max_share=args.auto_coin_flip_share)
-    usable = np.arange(len(labels)) if flips is None else np.flatnonzero(~flips)
-    try:
-        kept, held = (usable[rows] for rows in _holdout(labels[usable], args))
-    except ValueError as error:
-        if flips is None:
-            raise
-        flips, flips_why = None, f"kept: without them {error}"  # a class lives on coin flips alone: keep them
-        usable = np.arange(len(labels))
-        kept, held = _holdout(labels, args)
+    kept, held, flips, flips_why = _split_rows(train_dataset, labels, args)
     if flips is not None and flips.any():
         logger.warning(f"auto: {flips_why}.")
     share = (budget - 1.0) / cost  # of a full training, per candidate training
-    schedule = _short_schedule(args, share / (1.0 - len(held) / len(usable)))
+    schedule = _short_schedule(args, share / (1.0 - len(held) / (len(kept) + len(held))))
     settings = {"budget_trainings": budget, "candidate_trainings": cost,
                 "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
@@ -291,6 +282,23 @@ def select_for_recipe(parts: dict[str, Any], args: JALConfig, *, raw: dict[str, 
         if callbacks is not None:
             parts["callbacks"] = callbacks(parts["dataset"])
     return selection.apply(args)
+
+
+def _split_rows(train_dataset: Any, labels: np.ndarray,
+                args: JALConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str]:
+    """``(kept, held, flips, why)``: the rows the candidates train on and the slice (indices into
+    ``train_dataset``), without the coin flips when auto leaves them out (``flips``, ``(n,)`` bool, else
+    None; ``why``: `jal_trainer.auto_coinflips.coin_flip_rows`'s reason)."""
+    flips, why = coin_flip_rows(train_dataset, labels, max_share=args.auto_coin_flip_share)
+    if flips is not None:
+        usable = np.flatnonzero(~flips)
+        try:
+            kept, held = _holdout(labels[usable], args)
+            return usable[kept], usable[held], flips, why
+        except ValueError as error:  # a class lives (almost) on coin flips alone: keep them
+            flips, why = None, f"kept: without them {error}"
+    kept, held = _holdout(labels, args)
+    return kept, held, None, why
 
 
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
