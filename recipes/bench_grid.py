@@ -139,7 +139,7 @@ def expand(grid: Grid, only: Iterable[str] | None = None) -> list[RunSpec]:
         regime = grid.regimes.get(entry.get("regime"), {})
         for seed in grid.seeds:
             for noise in entry["noise"]:
-                if columns and not names & (wanted or set()) and _noise_name(noise) not in columns:
+                if columns and not names & wanted and _noise_name(noise) not in columns:
                     continue
                 for loss in entry.get("losses", grid.losses):
                     specs.append(_spec(grid, entry, noise, loss, seed, regime))

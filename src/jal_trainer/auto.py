@@ -52,8 +52,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, read_flags, record_flags, split_clean
-from jal_trainer.auto_coinflips import WEAK_LABELS, coin_flip_rows, keep_batches_whole
+from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, no_batch_of_one, read_flags, record_flags, split_clean
+from jal_trainer.auto_coinflips import WEAK_LABELS, coin_flip_rows
 from jal_trainer.auto_search import (  # noqa: F401
     _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns, write_slice_file)
 from jal_trainer.auto_decide import CE_MARGIN, SELECTION_FILE, LossSelection, decide
@@ -250,7 +250,7 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     batch = args.per_device_train_batch_size * max(args.world_size, 1)
     record_flags(selection, flags, kept, held, batch, base=flips)
     if selection.dropped is None and flips is not None and flips.any():
-        selection.dropped = np.flatnonzero(keep_batches_whole(flips, batch))
+        selection.dropped = np.flatnonzero(no_batch_of_one(flips, np.arange(len(flips)), batch))  # the last row
         selection.reason += f"; the final training leaves out the {int(flips.sum())} coin-flip rows"
     if args.output_dir and args.process_index == 0:
         selection.write(args.output_dir)

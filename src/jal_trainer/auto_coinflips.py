@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from jal_trainer.noise import tied_rows
+from jal_trainer.noise.weak import vote_counts
 
 #: Column of weak labels: one vote per labelling function, -1 = abstain.
 WEAK_LABELS = "weak_labels"
@@ -52,34 +52,21 @@ WEAK_LABELS = "weak_labels"
 MIN_AGREEMENT = 0.99
 
 
-def read_votes(train_dataset: Any) -> np.ndarray | None:
-    """``(n, m)`` int64 weak votes of ``train_dataset``'s :data:`WEAK_LABELS` column, or None when it has
-    none (or its rows have different numbers of votes)."""
-    if WEAK_LABELS not in getattr(train_dataset, "column_names", []):
-        return None
-    column = train_dataset.with_format("numpy", columns=[WEAK_LABELS])[:][WEAK_LABELS]  # Arrow, not row by row
-    try:
-        votes = np.asarray(column, dtype=np.int64)
-    except (TypeError, ValueError):  # ragged: one list per row of different lengths
-        return None
-    return votes if votes.ndim == 2 else None
-
-
 def coin_flip_rows(train_dataset: Any, labels: np.ndarray, *, max_share: float = 0.0) -> tuple[np.ndarray | None, str]:
     """``(n,)`` bool, True where ``train_dataset``'s weak votes are empty or tie between every class, and
     why; None (and why not) when the set has no weak votes, ``labels`` ``(n,)`` are not their
     majority vote, or the coin flips are at most ``max_share`` of the rows. ``K``: one more than
     the largest label or vote."""
-    votes = read_votes(train_dataset)
-    if votes is None:
-        return None, f"no {WEAK_LABELS!r} column of equal-length votes: every row is used"
+    from jal_trainer.noise_columns import _votes_array
+
+    if WEAK_LABELS not in getattr(train_dataset, "column_names", []):
+        return None, f"no {WEAK_LABELS!r} column: every row is used"
+    votes = _votes_array(train_dataset, WEAK_LABELS)  # Arrow, ragged rows padded with abstentions
     num_classes = int(max(labels.max(initial=0), votes.max(initial=0))) + 1
-    valid = votes >= 0
-    counts = np.zeros((len(votes), num_classes), dtype=np.int64)
-    np.add.at(counts, (np.nonzero(valid)[0], votes[valid]), 1)
-    top = counts == counts.max(axis=1, keepdims=True)
-    flips = (counts.sum(axis=1) == 0) | top.all(axis=1)  # no vote, or every class tied: uniform over K
-    decided = (counts.sum(axis=1) > 0) & ~tied_rows(votes, num_classes)
+    counts = vote_counts(votes, num_classes)
+    covered, winners = counts.sum(axis=1) > 0, (counts == counts.max(axis=1, keepdims=True)).sum(axis=1)
+    flips = ~covered | (winners == num_classes)  # no vote, or every class tied: uniform over K
+    decided = covered & (winners == 1)
     if not decided.any():
         return None, "no row's weak votes decide a class: every row is used"
     agreement = float(np.mean(labels[decided] == counts[decided].argmax(axis=1)))
@@ -94,18 +81,4 @@ def coin_flip_rows(train_dataset: Any, labels: np.ndarray, *, max_share: float =
                    f"slice (more than auto_coin_flip_share, {max_share:g})")
 
 
-def keep_batches_whole(drop: np.ndarray, batch: int) -> np.ndarray:
-    """``drop`` ``(n,)`` bool plus, when the kept rows would leave a last batch of one row (which batch norm
-    cannot train on), the last kept row.
-
-    Example:
-        >>> keep_batches_whole(np.array([True, False, False, False]), 2).tolist()
-        [True, False, False, True]
-    """
-    drop = np.asarray(drop, dtype=bool).copy()
-    if batch > 1 and int((~drop).sum()) % batch == 1 and (~drop).sum() > 1:
-        drop[np.flatnonzero(~drop)[-1]] = True
-    return drop
-
-
-__all__ = ["MIN_AGREEMENT", "WEAK_LABELS", "coin_flip_rows", "keep_batches_whole", "read_votes"]
+__all__ = ["MIN_AGREEMENT", "WEAK_LABELS", "coin_flip_rows"]

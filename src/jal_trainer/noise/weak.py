@@ -76,7 +76,7 @@ def majority_vote(
     if tie_break not in TIE_BREAKS:
         raise ValueError(f"unknown tie_break {tie_break!r}; use one of {', '.join(map(repr, TIE_BREAKS))}.")
     rng = _rng(seed)
-    counts = _vote_counts(V, K, abstain_value)
+    counts = vote_counts(V, K, abstain_value)
     covered = counts.sum(axis=1) > 0
     labels = counts.argmax(axis=1)  # smallest index among ties
     if tie_break != "lowest":
@@ -89,7 +89,7 @@ def majority_vote(
     return labels.astype(np.int64), covered
 
 
-def _vote_counts(votes: np.ndarray, num_classes: int, abstain_value: int) -> np.ndarray:
+def vote_counts(votes: np.ndarray, num_classes: int, abstain_value: int = -1) -> np.ndarray:
     """``(n, K)`` number of votes per class of ``(n, m)`` integer ``votes`` (abstentions not counted)."""
     n = votes.shape[0]
     valid = votes != abstain_value
@@ -106,6 +106,6 @@ def tied_rows(votes: ArrayLike, num_classes: int, *, abstain_value: int = -1) ->
         >>> tied_rows([[0, 1, -1], [0, 0, 1], [-1, -1, -1]], 2).tolist()
         [True, False, False]
     """
-    counts = _vote_counts(np.asarray(votes, dtype=np.int64), num_classes, abstain_value)
+    counts = vote_counts(np.asarray(votes, dtype=np.int64), num_classes, abstain_value)
     top = counts == counts.max(axis=1, keepdims=True)
     return (counts.sum(axis=1) > 0) & (top.sum(axis=1) > 1)
