@@ -51,3 +51,21 @@ def test_a_negative_margin_keeps_ce_against_a_small_robust_lead() -> None:
 def test_a_bad_margin_fails_when_configured(tmp_path: Path, bad: object) -> None:
     with pytest.raises(ValueError, match="auto_ce_margin"):
         JALConfig(output_dir=str(tmp_path), loss_type="auto", auto_ce_margin=bad, use_cpu=True, report_to=[])
+
+
+def test_a_tie_between_candidates_is_recorded() -> None:
+    noisy, probs = slice_with_lead(400, ce_wrong=52, rival_wrong=40)
+    probs["jal-ce"] = probs["gce"].copy()  # the same predictions: the slice cannot separate the two
+    chosen = decide(parse_candidates(["gce", "jal-ce"], None), probs, {}, noisy, {"seed": 0})
+    assert chosen.chosen.label == "gce" and chosen.settings["tied_with"] == ["jal-ce"]
+    assert "jal-ce scored the same" in chosen.reason and "first in candidate order" in chosen.reason
+    probs["jal-ce"] = probs["ce"].copy()  # no tie with the choice: nothing is recorded
+    chosen = decide(parse_candidates(["gce", "jal-ce"], None), probs, {}, noisy, {"seed": 0})
+    assert "tied_with" not in chosen.settings and "scored the same" not in chosen.reason
+
+
+def test_a_tie_with_ce_says_ce_is_kept() -> None:
+    noisy, probs = slice_with_lead(400, ce_wrong=40, rival_wrong=40)
+    chosen = decide(parse_candidates(["gce"], None), probs, {}, noisy, {"seed": 0})
+    assert chosen.chosen.label == "ce" and chosen.settings["tied_with"] == ["gce"]
+    assert "CE is kept on a tie" in chosen.reason

@@ -146,8 +146,8 @@ def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: 
     others = [c for c in ok if c is not ce]
     if ce is None or not others:
         best = max(ok, key=lambda c: score[c.label])
-        return LossSelection(best, f"highest {how}: {score[best.label]:.4f}", rows, _rounded(transition), corrected,
-                             settings)
+        reason = f"highest {how}: {score[best.label]:.4f}" + _tie_note(best, ok, score, settings)
+        return LossSelection(best, reason, rows, _rounded(transition), corrected, settings)
     rival = max(others, key=lambda c: score[c.label])
     lead = score[ce.label] - score[rival.label]
     spread = bootstrap_gap_std(probs[ce.label].argmax(1), probs[rival.label].argmax(1), noisy, transition,
@@ -158,8 +158,23 @@ def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: 
         best, reason = ce, f"CE kept: by {how}, CE {score[ce.label]:.4f} against {rival.label}'s {score[rival.label]:.4f}"
     else:
         best, reason = rival, f"{rival.label} chosen: by {how}, {score[rival.label]:.4f} against CE's {score[ce.label]:.4f}"
-    reason += f", CE's lead {gap}"
+    reason += f", CE's lead {gap}" + _tie_note(best, ok, score, settings)
     return LossSelection(best, reason, rows, _rounded(transition), corrected, settings)
+
+
+def _tie_note(best: Candidate, ok: list[Candidate], score: dict[str, float], settings: dict[str, Any]) -> str:
+    """Say so (in the reason and ``settings["tied_with"]``) when other candidates scored exactly as the choice.
+
+    Why: on a small slice several losses often make the same predictions, and then the slice
+    cannot tell them apart: the first in candidate order wins, and a user should know that the
+    choice among them is not evidence that one is better.
+    """
+    tied = [c.label for c in ok if c is not best and score[c.label] == score[best.label]]
+    if not tied:
+        return ""
+    settings["tied_with"] = tied
+    rule = "CE is kept on a tie" if best.plain_ce else "the first in candidate order was taken"
+    return f"; {', '.join(tied)} scored the same ({score[best.label]:.4f}): the slice cannot tell them apart, and {rule}"
 
 
 def _rounded(transition: np.ndarray | None) -> list[list[float]] | None:
