@@ -9,7 +9,7 @@ import pytest
 
 from jal_trainer import JALConfig
 from jal_trainer.auto import parse_candidates
-from jal_trainer.auto_decide import CE_MARGIN, decide
+from jal_trainer.auto_decide import CE_MARGIN, TIE_ORDER, decide
 
 
 def slice_with_lead(n: int, ce_wrong: int, rival_wrong: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -56,9 +56,13 @@ def test_a_bad_margin_fails_when_configured(tmp_path: Path, bad: object) -> None
 def test_a_tie_between_candidates_is_recorded() -> None:
     noisy, probs = slice_with_lead(400, ce_wrong=52, rival_wrong=40)
     probs["jal-ce"] = probs["gce"].copy()  # the same predictions: the slice cannot separate the two
-    chosen = decide(parse_candidates(["gce", "jal-ce"], None), probs, {}, noisy, {"seed": 0})
-    assert chosen.chosen.label == "gce" and chosen.settings["tied_with"] == ["jal-ce"]
-    assert "jal-ce scored the same" in chosen.reason and "first in candidate order" in chosen.reason
+    for order in (["gce", "jal-ce"], ["jal-ce", "gce"]):  # TIE_ORDER decides, not the order given
+        chosen = decide(parse_candidates(order, None), probs, {}, noisy, {"seed": 0})
+        assert chosen.chosen.label == "jal-ce" and chosen.settings["tied_with"] == ["gce"]
+        assert "gce scored the same" in chosen.reason and "tie order" in chosen.reason
+    probs["sce"] = probs["gce"].copy()
+    chosen = decide(parse_candidates(["sce", "gce"], None), probs, {}, noisy, {"seed": 0})
+    assert TIE_ORDER.index("gce") < TIE_ORDER.index("sce") and chosen.chosen.label == "gce"
     probs["jal-ce"] = probs["ce"].copy()  # no tie with the choice: nothing is recorded
     chosen = decide(parse_candidates(["gce", "jal-ce"], None), probs, {}, noisy, {"seed": 0})
     assert "tied_with" not in chosen.settings and "scored the same" not in chosen.reason
