@@ -63,3 +63,16 @@ def test_auto_slice_is_kept_in_a_column_folder_that_does_not_exist_yet(tmp_path:
     out = tmp_path / "runs" / "wrench-sms" / "mv-no-coin-flips" / "auto-seed0.json"  # no folder yet
     benchmark._keep_slice(run_dir, out)
     assert np.load(out.with_suffix(".slice.npz"))["rows"].tolist() == [0, 1, 2]
+
+
+def test_auto_is_also_checked_on_its_own_seeds_and_mv_columns_count_as_real() -> None:
+    runs = [run("finetune", "ce", s, acc, "mv-no-coin-flips") for s, acc in enumerate([0.60, 0.70, 0.80])]
+    runs += [run("finetune", "gce", s, acc, "mv-no-coin-flips") for s, acc in enumerate([0.58, 0.68, 0.78])]
+    runs += [run("finetune", "auto", 0, 0.62, "mv-no-coin-flips")]  # seed 0 only: on its seed it is the best
+    (check,) = bench_finetune.auto_checks(benchmark.aggregate(runs), runs)
+    assert not check["passed"]  # 62 against CE's 3-seed mean of 70
+    same = check["same_seeds"]
+    assert same["passed"] and same["ce"] == 0.60 and same["best"] == "ce"
+    runs.append(run("finetune", "auto", 1, 0.672, "mv-no-coin-flips"))  # mean 64.6 on seeds 0-1, CE 65.0
+    (check,) = bench_finetune.auto_checks(benchmark.aggregate(runs), runs)
+    assert not check["same_seeds"]["passed"]  # real noise: CE - 0.3 pt is the floor (CE - 1.5 would pass)
