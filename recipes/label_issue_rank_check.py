@@ -32,7 +32,8 @@ from bench_label_issues import JAL, RESULTS, RULE, SEEDS, fit  # noqa: E402
 from bench_label_issues_tasks import SETTINGS, load_task  # noqa: E402
 
 from jal_trainer.issue_scores import (  # noqa: E402
-    class_balanced_probs, label_scores, noise_margin_scores, score_label_issues)
+    class_balanced_probs, confident_joint, label_scores, noise_margin_scores, per_class_thresholds,
+    score_label_issues)
 from jal_trainer.label_issues import column_array, issue_report  # noqa: E402
 
 SCORER = f"ce + jal-ce epoch-mean (half the epochs each) + {RULE} + noise-margin"
@@ -72,6 +73,7 @@ def candidates() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
         **{f"weighted rank: {w} noise-margin + {1 - w:.1f} shortfall": _weighted_rank(w) for w in (0.6, 0.7, 0.8, 0.9)},
         "balanced margin (best other class - given, of p / t)": _balanced_margin,
         "renormalised shortfall (1 - b[given] / sum b)": _renormalised_shortfall,
+        **{f"Bayes posterior of a wrong label, q = p / t^{g}": _posterior(g) for g in (0.0, 0.5, 1.0)},
     }
 
 
@@ -93,6 +95,30 @@ def _renormalised_shortfall(probs: np.ndarray, labels: np.ndarray) -> np.ndarray
     """1 - the given class's share of the class-balanced probabilities (a probability again, in [0, 1])."""
     balanced = class_balanced_probs(probs, labels)
     return 1.0 - balanced[np.arange(len(labels)), labels] / np.maximum(balanced.sum(axis=1), 1e-12)
+
+
+def _posterior(balance: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``1 - P(true = given | x, given)`` by Bayes, with ``P(given | true)`` from the confident joint.
+
+    ``q = p / t**balance`` (renormalised; ``t`` the per-class thresholds) stands for the model's
+    estimate of the true class; ``T[i, j] = P(given = i | true = j)`` comes from the confident joint,
+    its rows scaled to the given-label counts (as cleanlab calibrates it) and one pseudo-count on the
+    diagonal. Then ``P(true = i | x, given = i) = q_i T[i, i] / sum_j q_j T[i, j]``: the class's noise
+    rate and the model's confidence in one number, comparable across classes.
+    """
+    def score(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        num_classes = probs.shape[1]
+        joint = confident_joint(probs, labels).astype(np.float64)
+        counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+        joint = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1.0) * counts[:, None] + np.eye(num_classes)
+        given_if_true = joint / joint.sum(axis=0, keepdims=True)
+        q = probs / np.maximum(per_class_thresholds(probs, labels), 1e-12)[None, :] ** balance
+        q = q / q.sum(axis=1, keepdims=True)
+        rows = np.arange(len(labels))
+        agree = q[rows, labels] * given_if_true[labels, labels]
+        return 1.0 - agree / np.maximum((q * given_if_true[labels, :]).sum(axis=1), 1e-12)
+
+    return score
 
 
 def main(argv: list[str] | None = None) -> int:
