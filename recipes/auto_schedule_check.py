@@ -29,8 +29,17 @@ CANDS = asc.CANDIDATES
 
 
 def patch(mode: str) -> None:
-    """Make `auto` train its candidates as ``mode`` says ("full" or "rows"; "epochs" is auto unchanged)."""
+    """Make `auto` train its candidates as ``mode`` says ("full", "rows" or "lr"; "epochs" is auto unchanged)."""
     full = lambda args, fraction: {"num_train_epochs": float(args.num_train_epochs)}  # noqa: E731
+    if mode == "lr":
+        shipped = auto._short_schedule
+
+        def scaled(args, fraction):
+            # the shipped steps, the peak learning rate raised by 1 / fraction: the area under the
+            # (warm-up, linear decay) schedule, how far AdamW can move, matches the full schedule's
+            return {**shipped(args, fraction), "learning_rate": float(args.learning_rate) / min(fraction, 1.0)}
+
+        auto._short_schedule = scaled
     if mode in ("full", "rows"):
         auto._short_schedule = full
     if mode == "rows":
@@ -68,7 +77,7 @@ def evaluate(base: Path) -> None:
         acc_full = {c: float(np.mean(z[f"p_{c}"].argmax(1) == z["clean"])) for c in CANDS}
         best = max(acc_full.values())
         line = [ref.stem.ljust(18), "full-best %-7s" % max(acc_full, key=acc_full.get)]
-        for mode, folder in (("epochs", base), ("rows", ROOT / "rows"), ("full", ROOT / "full")):
+        for mode, folder in (("epochs", base), ("rows", ROOT / "rows"), ("lr", ROOT / "lr"), ("full", ROOT / "full")):
             path = folder / ref.name
             if not path.exists():
                 line.append(f"{mode}: -")
@@ -82,7 +91,7 @@ def evaluate(base: Path) -> None:
             rows.append((mode, ref.stem, regret, acc_full[chosen] - acc_full["ce"]))
             line.append(f"{mode}: {chosen:7s} (oracle {oracle:7s}) regret {100 * regret:4.1f}")
         print("  ".join(line))
-    for mode in ("epochs", "rows", "full"):
+    for mode in ("epochs", "rows", "lr", "full"):
         r = [x for x in rows if x[0] == mode]
         if r:
             reg, gain = np.array([x[2] for x in r]), np.array([x[3] for x in r])
