@@ -32,11 +32,12 @@ from bench_label_issues import JAL, RESULTS, RULE, SEEDS, fit  # noqa: E402
 from bench_label_issues_tasks import SETTINGS, load_task  # noqa: E402
 
 from jal_trainer.issue_scores import (  # noqa: E402
-    class_balanced_probs, confident_joint, label_scores, noise_margin_scores, per_class_thresholds,
-    score_label_issues)
+    NOISE_MARGIN_POWER, _noise_rate_counts, class_balanced_probs, class_margin_scores, confident_joint, label_scores,
+    noise_margin_scores, per_class_thresholds, score_label_issues)
 from jal_trainer.label_issues import column_array, issue_report  # noqa: E402
 
 SCORER = f"ce + jal-ce epoch-mean (half the epochs each) + {RULE} + noise-margin"
+ORACLE = "diagnostic, reads the clean labels: noise-margin with the true wrong-label count per class"
 
 
 def pair_probabilities(name: str, seed: int, cache: Path) -> dict[str, np.ndarray]:
@@ -74,6 +75,7 @@ def candidates() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
         "balanced margin (best other class - given, of p / t)": _balanced_margin,
         "renormalised shortfall (1 - b[given] / sum b)": _renormalised_shortfall,
         **{f"Bayes posterior of a wrong label, q = p / t^{g}": _posterior(g) for g in (0.0, 0.5, 1.0)},
+        **{f"noise-margin, calibrated counts, power {g}": _calibrated_noise_margin(g) for g in (0.5, 0.75, 1.0)},
     }
 
 
@@ -121,6 +123,23 @@ def _posterior(balance: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
     return score
 
 
+def _calibrated_noise_margin(power: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The noise-margin order with each class's wrong-label count from the *calibrated* confident joint.
+
+    The shipped counts are the confident joint's off-diagonal as counted; a row no class claims
+    confidently is not counted at all, so a weak model under-counts, and unevenly across classes.
+    cleanlab's calibration rescales each given label's row of the joint to that label's count first.
+    """
+    def score(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        joint = confident_joint(probs, labels).astype(np.float64)
+        counts = np.bincount(labels, minlength=probs.shape[1]).astype(np.float64)
+        joint = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1.0) * counts[:, None]
+        wrong = np.rint(joint.sum(axis=1) - np.diag(joint)).astype(np.int64)
+        return class_margin_scores(label_scores(probs, labels), labels, wrong, power=power)
+
+    return score
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="folder of the pairs' probabilities (npz)")
@@ -134,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         return float(np.mean(values)) if values else float("nan")
 
     table: dict[str, dict[str, list[float]]] = {}
+    rate_corr: dict[str, list[float]] = {}
     for name in args.datasets:
         for seed in args.seeds:
             arrays = pair_probabilities(name, seed, args.cache)
@@ -143,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
             for label, rank in candidates().items():
                 auprc = issue_report(flags, wrong, rank(probs, labels))["auprc"]
                 table.setdefault(label, {}).setdefault(name, []).append(auprc)
+            # diagnostic, not a candidate (it reads the clean labels): the noise-margin order with each
+            # class's true number of wrong labels, and how well the estimated class noise rates track the true ones
+            true_counts = np.bincount(labels[wrong], minlength=probs.shape[1])
+            oracle = class_margin_scores(label_scores(probs, labels), labels, true_counts, power=NOISE_MARGIN_POWER)
+            table.setdefault(ORACLE, {}).setdefault(name, []).append(issue_report(flags, wrong, oracle)["auprc"])
+            sizes = np.maximum(np.bincount(labels, minlength=probs.shape[1]), 1)
+            estimated = _noise_rate_counts(probs, labels, None) / sizes
+            rate_corr.setdefault(name, []).append(float(np.corrcoef(estimated, true_counts / sizes)[0, 1]))
     bar = {name: max(reference(name, f"ce epoch-mean + {RULE}"), reference(name, "cleanlab (5-fold CE, same model)"))
            for name in args.datasets}
     print("| ranking | " + " | ".join(args.datasets) + " | sets within 0.01 of the bar |")
@@ -155,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         passing = sum(means[n] >= bar[n] - 0.01 for n in args.datasets)
         print(f"| {label} | " + " | ".join(f"{means[n]:.3f}" for n in args.datasets) + f" | {passing} of "
               f"{len(args.datasets)} |")
+    print("\nCorrelation of the estimated class noise rates (confident joint of the pair) with the true ones: "
+          + ", ".join(f"{n} {np.mean(v):.2f}" for n, v in rate_corr.items()))
     return 0
 
 
