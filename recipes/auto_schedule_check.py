@@ -14,6 +14,7 @@ Usage (the "epochs" captures come from ``auto_slice_check.py capture --out CAPTU
     $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture full trec-pairflip 0 1 2 --out /tmp/modes
     $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture rows trec-pairflip 0 1 2 --out /tmp/modes
     $ python recipes/auto_schedule_check.py evaluate --out /tmp/modes --captures CAPTURES
+    $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture lr trec-pairflip 1 2 --regime finetune --out /tmp/ft
 """
 import sys
 from pathlib import Path
@@ -58,13 +59,17 @@ def patch(mode: str) -> None:
         auto._holdout = holdout
 
 
-def capture(mode: str, name: str, seeds: list[int]) -> None:
-    """`auto_slice_check.capture` of ``name`` at ``seeds`` with the candidates trained as ``mode`` says."""
+def capture(mode: str, name: str, seeds: list[int], regime: str = "probe") -> None:
+    """`auto_slice_check.capture` of ``name`` at ``seeds`` with the candidates trained as ``mode`` says
+    (``regime`` "finetune": `auto_slice_check.capture_finetune`, bf16, auto's default candidates)."""
     patch(mode)
     out = ROOT / mode
     out.mkdir(parents=True, exist_ok=True)
     for seed in seeds:
-        asc.capture(name, seed, out, CANDS)
+        if regime == "finetune":
+            asc.capture_finetune(name, seed, out, True)
+        else:
+            asc.capture(name, seed, out, CANDS)
         print(mode, name, seed, "done", flush=True)
 
 
@@ -107,9 +112,11 @@ if __name__ == "__main__":
     parser.add_argument("args", nargs="*", help="capture: MODE SET SEED...")
     parser.add_argument("--out", type=Path, default=ROOT, help="folder of the full/ and rows/ captures")
     parser.add_argument("--captures", type=Path, default=Path("/tmp/ac/caps"), help="auto_slice_check's captures")
+    parser.add_argument("--regime", choices=("probe", "finetune"), default="probe",
+                        help="capture: finetune trains the whole encoder (bf16: a CPU with native bf16)")
     opts = parser.parse_args()
     ROOT = opts.out
     if opts.command == "capture":
-        capture(opts.args[0], opts.args[1], [int(s) for s in opts.args[2:]])
+        capture(opts.args[0], opts.args[1], [int(s) for s in opts.args[2:]], opts.regime)
     else:
         evaluate(opts.captures)
