@@ -110,7 +110,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["capture", "evaluate"])
     parser.add_argument("args", nargs="*", help="capture: MODE SET SEED...")
-    parser.add_argument("--out", type=Path, default=ROOT, help="folder of the full/ and rows/ captures")
+    parser.add_argument("--out", type=Path, default=ROOT, help="folder of the full/, rows/ and lr/ captures")
     parser.add_argument("--captures", type=Path, default=Path("/tmp/ac/caps"), help="auto_slice_check's captures")
     parser.add_argument("--regime", choices=("probe", "finetune"), default="probe",
                         help="capture: finetune trains the whole encoder (bf16: a CPU with native bf16)")

@@ -32,7 +32,7 @@ from bench_label_issues import JAL, RESULTS, RULE, SEEDS, fit  # noqa: E402
 from bench_label_issues_tasks import SETTINGS, load_task  # noqa: E402
 
 from jal_trainer.issue_scores import (  # noqa: E402
-    NOISE_MARGIN_POWER, _noise_rate_counts, class_balanced_probs, class_margin_scores, confident_joint, label_scores,
+    NOISE_MARGIN_POWER, class_balanced_probs, class_margin_scores, confident_joint, label_scores,
     noise_margin_scores, per_class_thresholds, score_label_issues)
 from jal_trainer.label_issues import column_array, issue_report  # noqa: E402
 
@@ -109,10 +109,7 @@ def _posterior(balance: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
     rate and the model's confidence in one number, comparable across classes.
     """
     def score(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        num_classes = probs.shape[1]
-        joint = confident_joint(probs, labels).astype(np.float64)
-        counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-        joint = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1.0) * counts[:, None] + np.eye(num_classes)
+        joint = _calibrated_joint(probs, labels) + np.eye(probs.shape[1])
         given_if_true = joint / joint.sum(axis=0, keepdims=True)
         q = probs / np.maximum(per_class_thresholds(probs, labels), 1e-12)[None, :] ** balance
         q = q / q.sum(axis=1, keepdims=True)
@@ -123,6 +120,14 @@ def _posterior(balance: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]
     return score
 
 
+def _calibrated_joint(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``(K, K)`` confident joint [given, confident class], each given label's row rescaled to that label's count
+    (cleanlab's calibration: rows no class claims confidently are spread like the counted ones)."""
+    joint = confident_joint(probs, labels).astype(np.float64)
+    counts = np.bincount(labels, minlength=probs.shape[1]).astype(np.float64)
+    return joint / np.maximum(joint.sum(axis=1, keepdims=True), 1.0) * counts[:, None]
+
+
 def _calibrated_noise_margin(power: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The noise-margin order with each class's wrong-label count from the *calibrated* confident joint.
 
@@ -131,9 +136,7 @@ def _calibrated_noise_margin(power: float) -> Callable[[np.ndarray, np.ndarray],
     cleanlab's calibration rescales each given label's row of the joint to that label's count first.
     """
     def score(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        joint = confident_joint(probs, labels).astype(np.float64)
-        counts = np.bincount(labels, minlength=probs.shape[1]).astype(np.float64)
-        joint = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1.0) * counts[:, None]
+        joint = _calibrated_joint(probs, labels)
         wrong = np.rint(joint.sum(axis=1) - np.diag(joint)).astype(np.int64)
         return class_margin_scores(label_scores(probs, labels), labels, wrong, power=power)
 
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             oracle = class_margin_scores(label_scores(probs, labels), labels, true_counts, power=NOISE_MARGIN_POWER)
             table.setdefault(ORACLE, {}).setdefault(name, []).append(issue_report(flags, wrong, oracle)["auprc"])
             sizes = np.maximum(np.bincount(labels, minlength=probs.shape[1]), 1)
-            estimated = _noise_rate_counts(probs, labels, None) / sizes
+            joint = confident_joint(probs, labels)  # the shipped order's counts: its off-diagonal, uncalibrated
+            estimated = (joint.sum(axis=1) - np.diag(joint)) / sizes
             rate_corr.setdefault(name, []).append(float(np.corrcoef(estimated, true_counts / sizes)[0, 1]))
     bar = {name: max(reference(name, f"ce epoch-mean + {RULE}"), reference(name, "cleanlab (5-fold CE, same model)"))
            for name in args.datasets}
