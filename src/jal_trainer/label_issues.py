@@ -27,9 +27,11 @@ and ``1 - p[i]`` would rank all of its examples as suspicious.
 ``"flag-margin"`` (`flag_margin_scores`) keeps its order inside each given class but interleaves
 the classes by the fraction of each class the rule flagged, ``(n_i - r - 0.5) / N_i`` for the
 example at place ``r`` of class ``i`` (``N_i`` examples, ``n_i`` flagged): > 0 exactly for the
-flagged examples. The shortfall interleaves classes by the model's confidence, which on
-weak-supervision noise misleads in both directions (a mostly wrong class the model is sure of, on
-WRENCH trec; mostly wrong classes it is timid on, on chemprot).
+flagged examples. ``"noise-margin"`` (`noise_margin_scores`, the benchmark's choice) does the same
+with confident learning's estimate of each class's noise rate in place of the flagged fraction.
+The shortfall interleaves classes by the model's confidence, which on weak-supervision noise
+misleads in both directions (a mostly wrong class the model is sure of, on WRENCH trec; mostly
+wrong classes it is timid on, on chemprot).
 
 **Which examples are flagged** is a separate, documented rule (`RULES`):
 
@@ -109,7 +111,8 @@ class LabelIssues:
     Attributes:
         dataset: the input data set plus ``label_issue_score`` (float) and ``is_label_issue`` (bool).
         scores: (N,) ``1 - p[given] / t_given`` (`label_scores`), or with ``ranking="flag-margin"``
-            `flag_margin_scores` (> 0 exactly for the flagged rows).
+            `flag_margin_scores` (> 0 exactly for the flagged rows), or with ``"noise-margin"``
+            `noise_margin_scores`; higher means more likely wrong.
         issues: (N,) bool flags.
         probs: (N, K) predicted probabilities used for scoring.
         rule: the flagging rule.
@@ -170,10 +173,12 @@ def find_label_issues(
         rule: flagging rule, one of `RULES` (module docstring).
         noise_rate: known noise rate for ``rule="noise-rate"``.
         ranking: the ``label_issue_score``, one of `RANKINGS`: ``"shortfall"`` (default,
-            ``1 - p[given] / t_given``) or ``"flag-margin"`` (`flag_margin_scores`: the same order
-            inside each class, classes interleaved by their flagged fraction). The benchmark's
-            choice (``recipes/results/label_issues.md``): the callbacks of a CE and a JAL-CE training
-            at half the epochs each, with ``ranking="flag-margin"`` (second example).
+            ``1 - p[given] / t_given``), ``"flag-margin"`` (`flag_margin_scores`: the same order
+            inside each class, classes interleaved by their flagged fraction) or ``"noise-margin"``
+            (`noise_margin_scores`: interleaved by confident learning's estimate of each class's
+            noise rate). The benchmark's choice (``recipes/results/label_issues.md``): the callbacks
+            of a CE and a JAL-CE training at half the epochs each, with ``ranking="noise-margin"``
+            (second example).
         batch_size, collate_fn: batching of a plain ``nn.Module``.
         predict_dataset: what the trainer or model predicts on, when not ``dataset`` itself: the
             same rows in the same order in another container, e.g. a
@@ -198,7 +203,7 @@ def find_label_issues(
         its own callback (about the cost of one full training):
 
         >>> found = find_label_issues([ce_callback, jal_callback], noisy_train,
-        ...                           ranking="flag-margin")  # doctest: +SKIP
+        ...                           ranking="noise-margin")  # doctest: +SKIP
     """
     if label_column not in dataset.column_names:
         raise ValueError(
