@@ -38,6 +38,7 @@ from jal_trainer.label_issues import column_array, issue_report  # noqa: E402
 
 SCORER = f"ce + jal-ce epoch-mean (half the epochs each) + {RULE} + noise-margin"
 ORACLE = "diagnostic, reads the clean labels: noise-margin with the true wrong-label count per class"
+SHIFTED_ORACLE = "diagnostic, reads the clean labels: shifted shortfall (power 0.5) with the true counts"
 
 
 def pair_probabilities(name: str, seed: int, cache: Path) -> dict[str, np.ndarray]:
@@ -76,6 +77,10 @@ def candidates() -> dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]]:
         "renormalised shortfall (1 - b[given] / sum b)": _renormalised_shortfall,
         **{f"Bayes posterior of a wrong label, q = p / t^{g}": _posterior(g) for g in (0.0, 0.5, 1.0)},
         **{f"noise-margin, calibrated counts, power {g}": _calibrated_noise_margin(g) for g in (0.5, 0.75, 1.0)},
+        **{f"shifted shortfall, {name} counts, power {g}{' / (1 - cut)' if scaled else ''}": _shifted(counts, g, scaled)
+           for name, counts, g, scaled in (("as counted", _counted, 0.0, False), ("as counted", _counted, 0.5, False),
+                                           ("calibrated", _calibrated_counts, 0.5, False),
+                                           ("calibrated", _calibrated_counts, 0.0, True))},
     }
 
 
@@ -143,6 +148,46 @@ def _calibrated_noise_margin(power: float) -> Callable[[np.ndarray, np.ndarray],
     return score
 
 
+def _counted(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(K,) wrong labels per given class: the confident joint's off-diagonal, as the shipped order counts them."""
+    joint = confident_joint(probs, labels)
+    return joint.sum(axis=1) - np.diag(joint)
+
+
+def _calibrated_counts(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(K,) the same off the calibrated joint (`_calibrated_joint`), rounded."""
+    joint = _calibrated_joint(probs, labels)
+    return np.rint(joint.sum(axis=1) - np.diag(joint)).astype(np.int64)
+
+
+def shifted_shortfall(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, *, power: float = 0.0,
+                      scaled: bool = False) -> np.ndarray:
+    """(N,) each class's shortfall minus its cut: the value midway between its ``counts[i]``-th and next score.
+
+    Unlike the noise margin, which keeps only each row's place in its class, this keeps the
+    shortfall's values (how far past its class's cut a row is) and moves every class's cut to 0,
+    so the estimated wrong-label counts still set where each class's suspects start. ``power``
+    divides by the class's estimated noise rate to that power, as the noise margin does;
+    ``scaled`` divides by ``1 - cut`` (the room above the cut).
+    """
+    out = np.zeros(len(labels))
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        ordered, count = np.sort(scores[members])[::-1], int(np.clip(counts[cls], 0, len(members)))
+        if 0 < count < len(members):
+            cut = (ordered[count - 1] + ordered[count]) / 2
+        else:  # none (or all) estimated wrong: the cut sits just above (below) every row
+            cut = ordered[0] + 1e-9 if count == 0 else ordered[-1] - 1e-9
+        shift = (scores[members] - cut) / (max(1.0 - cut, 1e-9) if scaled else 1.0)
+        out[members] = shift / (max(count, 0.5) / len(members)) ** power
+    return out
+
+
+def _shifted(counts: Callable[[np.ndarray, np.ndarray], np.ndarray], power: float,
+             scaled: bool) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    return lambda p, y: shifted_shortfall(label_scores(p, y), y, counts(p, y), power=power, scaled=scaled)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, required=True, help="folder of the pairs' probabilities (npz)")
@@ -157,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
     table: dict[str, dict[str, list[float]]] = {}
     rate_corr: dict[str, list[float]] = {}
+    rates: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name in args.datasets:
         for seed in args.seeds:
             arrays = pair_probabilities(name, seed, args.cache)
@@ -171,10 +217,15 @@ def main(argv: list[str] | None = None) -> int:
             true_counts = np.bincount(labels[wrong], minlength=probs.shape[1])
             oracle = class_margin_scores(label_scores(probs, labels), labels, true_counts, power=NOISE_MARGIN_POWER)
             table.setdefault(ORACLE, {}).setdefault(name, []).append(issue_report(flags, wrong, oracle)["auprc"])
+            shifted_oracle = shifted_shortfall(label_scores(probs, labels), labels, true_counts, power=0.5)
+            table.setdefault(SHIFTED_ORACLE, {}).setdefault(name, []).append(
+                issue_report(flags, wrong, shifted_oracle)["auprc"])
             sizes = np.maximum(np.bincount(labels, minlength=probs.shape[1]), 1)
             joint = confident_joint(probs, labels)  # the shipped order's counts: its off-diagonal, uncalibrated
             estimated = (joint.sum(axis=1) - np.diag(joint)) / sizes
             rate_corr.setdefault(name, []).append(float(np.corrcoef(estimated, true_counts / sizes)[0, 1]))
+            if seed == args.seeds[0]:
+                rates[name] = (true_counts / sizes, estimated)
     bar = {name: max(reference(name, f"ce epoch-mean + {RULE}"), reference(name, "cleanlab (5-fold CE, same model)"))
            for name in args.datasets}
     print("| ranking | " + " | ".join(args.datasets) + " | sets within 0.01 of the bar |")
@@ -189,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(args.datasets)} |")
     print("\nCorrelation of the estimated class noise rates (confident joint of the pair) with the true ones: "
           + ", ".join(f"{n} {np.mean(v):.2f}" for n, v in rate_corr.items()))
+    print(f"\nClass noise rates at seed {args.seeds[0]}, true -> estimated (the shipped order's counts):")
+    for name, (true, estimated) in rates.items():
+        print(f"- {name}: " + ", ".join(f"{t:.2f} -> {e:.2f}" for t, e in zip(true, estimated)))
     return 0
 
 
