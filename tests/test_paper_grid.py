@@ -1,6 +1,6 @@
 """recipes/gpu/paper_grid.{sh,py}: the paper's CIFAR-10 grid within a budget, rehearsed on the CPU.
 
-The whole script runs end to end on a 1,000-image subset for one epoch with two concurrent
+The whole script runs end to end on a 400-image subset for one epoch with two concurrent
 processes: smoke check, priority order after the cells an earlier call returned, the budget that
 stops new cells, the tar of finished cells, and the merge of both returns into the table with the
 published numbers.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "recipes" / "gpu"))
 import benchmark  # noqa: E402
 import paper_grid  # noqa: E402
 
-REHEARSAL = ["--workers", "2", "--train-subset", "1000", "--test-subset", "200", "--epochs", "1"]
+REHEARSAL = ["--workers", "2", "--train-subset", "400", "--test-subset", "100", "--epochs", "1"]
 
 
 def _env(out: Path) -> dict[str, str]:
@@ -77,7 +77,7 @@ def test_the_grid_script_runs_end_to_end_and_merges(tmp_path: Path) -> None:
     report = table.with_suffix(".md").read_text()
     assert "| cifar10 sym 0.8 | JAL-CE |" in report and "| 65.43 |" in report
     record = json.loads((tmp_path / "runs2" / "cifar10-paper/cifar10/symmetric0.8/ce-seed0.json").read_text())
-    assert record["seconds_per_epoch"] > 0 and record["device"] == "cpu" and record["num_train"] == 1000
+    assert record["seconds_per_epoch"] > 0 and record["device"] == "cpu" and record["num_train"] == 400
 
 
 def test_cells_run_in_the_issues_priority_order() -> None:

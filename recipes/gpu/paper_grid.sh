@@ -30,17 +30,18 @@ fi
 
 # Smoke: one cell for one epoch on 1,000 images through jal train, in the foreground, so a broken
 # setup costs seconds rather than the whole budget. The graphed bf16 step first; if only the eager
-# step works, the grid runs eagerly.
+# step works, the grid runs eagerly. Arguments: the mode, then optionally the train and test subset.
 smoke() {
   rm -rf /tmp/jal-smoke
   "$PY" recipes/gpu/paper_grid.py run --out /tmp/jal-smoke --runs-dir /tmp/jal-smoke/runs --mode "$1" \
-    --scratch /tmp/jal-smoke/scratch --keep-in-out --workers 1 --max-cells 1 --train-subset 1000 \
-    --test-subset 500 --epochs 1 > "$OUT/smoke-$1.log" 2>&1
+    --scratch /tmp/jal-smoke/scratch --keep-in-out --workers 1 --max-cells 1 --train-subset "${2:-1000}" \
+    --test-subset "${3:-500}" --epochs 1 > "$OUT/smoke-$1.log" 2>&1
 }
 SMOKE_START=$(date +%s); EXTRA=()
 if ! "$PY" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  # a rehearsal checks the script, not the machine: a tenth of the images keeps it quick on 2 cores
   echo "no GPU: a CPU rehearsal in fp32"; EXTRA=(--mode fp32)
-  smoke fp32 || { echo "SMOKE FAILED"; tail -n 60 "$OUT/smoke-fp32.log"; exit 3; }
+  smoke fp32 100 100 || { echo "SMOKE FAILED"; tail -n 60 "$OUT/smoke-fp32.log"; exit 3; }
   echo "smoke (fp32) ok in $(( $(date +%s) - SMOKE_START ))s"
 elif smoke bf16-graph; then
   echo "smoke (bf16-graph) ok in $(( $(date +%s) - SMOKE_START ))s"
