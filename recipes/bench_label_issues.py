@@ -59,8 +59,8 @@ from transformers import PrinterCallback
 from jal_trainer import JALConfig, JALTrainer
 from jal_trainer.callbacks import MemorisationCallback
 from jal_trainer.label_issues import (
-    DEFAULT_RULE, column_array, find_label_issues, issue_report, label_margins, noise_margin_scores, softmax,
-    trainer_logits)
+    DEFAULT_RULE, column_array, find_label_issues, issue_report, label_margins, noise_margin_scores,
+    resolve_ranking, softmax, trainer_logits)
 from jal_trainer.label_quality import flag_everything_report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -265,6 +265,8 @@ def run_task(task: Task, out: str, seed: int, *, watch: bool) -> dict[str, Any]:
     for power in POWERS:
         add(f"ce + jal-ce epoch-mean ({half} epochs each) + {RULE} + noise-margin (power {power})",
             short[0][1] + short[1][1], probs=pair, trainings=2, power=power)
+    add(f"ce + jal-ce epoch-mean ({half} epochs each) + {RULE} + auto", short[0][1] + short[1][1], probs=pair,
+        trainings=2, ranking="auto", ranking_chosen=resolve_ranking(pair, "auto"))
     probs, cost = out_of_fold(task, out, seed)
     cleanlab_rows(f"{FOLDS}-fold CE, same model", probs, cost, FOLDS)
     if "embeddings" in task.train.column_names:

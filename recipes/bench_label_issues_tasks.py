@@ -88,7 +88,12 @@ def vision_task(name: str) -> Task:
     start = time.perf_counter()
     cfg = SETTINGS[name]
     data = load_cifar10n(train_subset=cfg["train_subset"], test_subset=cfg["test_subset"], seed=DATA_SEED)
-    data = add_label_noise(data, "column", None, seed=DATA_SEED, column="worse_label", splits=["train"])
+    if "noise" in cfg:  # synthetic noise on the clean labels
+        kind, rate = cfg["noise"]
+        data = add_label_noise(data, kind, rate, seed=DATA_SEED, splits=["train"])
+    else:  # one of CIFAR-10N's human label columns
+        data = add_label_noise(data, "column", None, seed=DATA_SEED, column=cfg.get("column", "worse_label"),
+                               splits=["train"])
     keep = ["pixel_values", "label", "clean_label", "is_noisy"]
     train, test = data["train"].select_columns(keep), data["test"].select_columns(["pixel_values", "label"])
     mean, std = image_stats("cifar10")

@@ -8,8 +8,9 @@ import pytest
 from datasets import Dataset
 
 from jal_trainer.issue_scores import (
-    NOISE_MARGIN_POWER, area_under_margin, class_margin_scores, confident_joint, flag_margin_scores, issue_report,
-    label_margins, label_scores, noise_margin_scores, score_label_issues)
+    AUTO_MIN_CONFIDENCE, NOISE_MARGIN_POWER, area_under_margin, class_margin_scores, confidence_above_chance,
+    confident_joint, flag_margin_scores, issue_report, label_margins, label_scores, noise_margin_scores,
+    score_label_issues)
 from jal_trainer.label_issues import RANKINGS, find_label_issues
 
 
@@ -77,7 +78,7 @@ def test_find_label_issues_with_flag_margin_agrees_with_its_flags_and_cleanlab_c
 
 def test_unknown_ranking_is_named() -> None:
     probs, labels, _ = noisy_problem(n=20)
-    assert RANKINGS == ("shortfall", "flag-margin", "noise-margin")
+    assert RANKINGS == ("shortfall", "flag-margin", "noise-margin", "auto")
     with pytest.raises(ValueError, match="ranking='margin' is unknown"):
         score_label_issues(probs, labels, ranking="margin")
 
@@ -108,6 +109,31 @@ def test_noise_margin_counts_the_confident_joint_and_keeps_the_flags() -> None:
     scores, issues = score_label_issues(probs, labels, ranking="noise-margin")
     np.testing.assert_allclose(scores, margins)
     np.testing.assert_array_equal(issues, score_label_issues(probs, labels)[1])
+
+
+def test_confidence_above_chance_by_hand() -> None:
+    # one-hot rows count 1, uniform rows 0, and K does not move the scale: (0.7 - 1/3) / (2/3) = 0.55
+    assert confidence_above_chance(np.array([[0.0, 1.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])) == pytest.approx(0.5)
+    assert confidence_above_chance(np.array([[0.7, 0.2, 0.1]])) == pytest.approx(0.55)
+    assert confidence_above_chance(np.array([[0.775, 0.225]])) == pytest.approx(0.55)
+
+
+@pytest.mark.parametrize("softened", [False, True])
+def test_auto_ranking_is_the_noise_margin_for_a_confident_model_and_the_shortfall_otherwise(softened: bool) -> None:
+    probs, labels, clean = noisy_problem(seed=4)
+    if softened:  # the same order of rows, half-way to uniform: a model too unsure for confident learning's counts
+        probs = 0.5 * probs + 0.5 / probs.shape[1]
+    expected = "shortfall" if softened else "noise-margin"
+    assert (confidence_above_chance(probs) < AUTO_MIN_CONFIDENCE) == softened
+    scores, issues = score_label_issues(probs, labels, ranking="auto")
+    same, flags = score_label_issues(probs, labels, ranking=expected)
+    np.testing.assert_allclose(scores, same)
+    np.testing.assert_array_equal(issues, flags)
+    np.testing.assert_array_equal(issues, score_label_issues(probs, labels)[1])  # the ranking never changes the flags
+    data = Dataset.from_dict({"label": labels.tolist(), "clean_label": clean.tolist()})
+    found = find_label_issues(probs, data, ranking="auto")
+    assert found.ranking == expected  # the result says which ranking "auto" took
+    np.testing.assert_allclose(found.scores, same)
 
 
 def test_area_under_margin_is_the_mean_margin_over_epochs() -> None:

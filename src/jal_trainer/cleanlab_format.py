@@ -12,7 +12,8 @@ unchanged. The mapping:
   ``label_score = r / (1 + r)``. It is 0 when the model gives the label no probability, 0.5 at the
   class's typical confidence, and tends to 1 above it. A strictly decreasing function of
   ``label_issue_score``, so both rank the rows identically (same AUROC / AUPRC). With
-  ``ranking="flag-margin"`` or ``"noise-margin"`` the same formula applies to that score:
+  ``ranking="flag-margin"`` or ``"noise-margin"`` (or ``"auto"`` when it chose the noise
+  margin) the same formula applies to that score:
   ``label_score < 0.5`` exactly where it is > 0 (a flagged row, or one confident learning counts
   as wrong).
 - ``given_label``: the label in the data.

@@ -20,11 +20,15 @@ import numpy as np
 
 RULES = ("class-balanced", "argmax", "per-class-threshold", "noise-rate")
 DEFAULT_RULE = "class-balanced"
-RANKINGS = ("shortfall", "flag-margin", "noise-margin")
+RANKINGS = ("shortfall", "flag-margin", "noise-margin", "auto")
 DEFAULT_RANKING = "shortfall"
 # "noise-margin": the power of the estimated noise rate that divides the margin (`class_margin_scores`);
 # chosen on the held-in sets of recipes/results/label_issues.md (0 and 1 are measured there too)
 NOISE_MARGIN_POWER = 0.75
+# "auto": the noise margin when the model's mean confidence above chance reaches this, else the
+# shortfall (`resolve_ranking`). Held-in sets: 0.57-0.74 on the five text sets, 0.33 on the
+# CIFAR-10N subset; checked on eight sets the choice never saw (recipes/results/label_issue_rank_check.md)
+AUTO_MIN_CONFIDENCE = 0.5
 
 
 def _check_inputs(probs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +166,8 @@ def score_label_issues(
             ``1 - p[given] / t_given``; ``"flag-margin"`` (`flag_margin_scores`) or
             ``"noise-margin"`` (`noise_margin_scores`): the same order inside each class, with the
             classes interleaved by their flagged fraction or by confident learning's estimate of
-            their noise rate.
+            their noise rate; ``"auto"``: the noise margin or the shortfall, by the model's
+            confidence (`resolve_ranking`).
 
     Returns:
         scores: (N,) float64 ``1 - p[given] / t_given`` (`label_scores`), or the flag margin;
@@ -183,6 +188,7 @@ def score_label_issues(
         raise ValueError(
             f"noise_rate is only used by rule='noise-rate', not rule={rule!r}. Drop it or change the rule."
         )
+    ranking = resolve_ranking(probs, ranking)
     thresholds = per_class_thresholds(probs, labels)
     balanced = _balanced(probs, thresholds)
     scores = 1.0 - balanced[np.arange(len(labels)), labels]
@@ -202,6 +208,38 @@ def score_label_issues(
     elif ranking == "noise-margin":
         scores = class_margin_scores(scores, labels, _noise_rate_counts(probs, labels, None), power=NOISE_MARGIN_POWER)
     return scores, issues
+
+
+def confidence_above_chance(probs: np.ndarray) -> float:
+    """Mean over rows of ``(max_k p[k] - 1/K) / (1 - 1/K)``: 0 for uniform predictions, 1 for one-hot ones.
+
+    Example:
+        >>> confidence_above_chance(np.array([[1.0, 0.0], [0.5, 0.5]]))
+        0.5
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    chance = 1.0 / probs.shape[1]
+    return float(np.mean((probs.max(axis=1) - chance) / (1.0 - chance)))
+
+
+def resolve_ranking(probs: np.ndarray, ranking: str) -> str:
+    """The ranking ``ranking="auto"`` stands for: ``"noise-margin"`` or ``"shortfall"``; any other is itself.
+
+    The noise margin interleaves the classes by confident learning's per-class noise counts, which
+    hold only when the model is sure enough of its own predictions: a weak from-scratch model
+    (the CIFAR-10N subset's CNN) counts its own confusions between hard classes as label noise,
+    and there the shortfall ranks better. So: the noise margin when `confidence_above_chance` is
+    at least `AUTO_MIN_CONFIDENCE`, else the shortfall.
+
+    Example:
+        >>> resolve_ranking(np.array([[0.9, 0.05, 0.05], [0.1, 0.8, 0.1]]), "auto")
+        'noise-margin'
+        >>> resolve_ranking(np.array([[0.4, 0.3, 0.3], [0.3, 0.4, 0.3]]), "auto")
+        'shortfall'
+    """
+    if ranking != "auto":
+        return ranking
+    return "noise-margin" if confidence_above_chance(probs) >= AUTO_MIN_CONFIDENCE else "shortfall"
 
 
 def class_margin_scores(scores: np.ndarray, labels: np.ndarray, counts: np.ndarray, *,

@@ -27,9 +27,10 @@ and ``1 - p[i]`` would rank all of its examples as suspicious.
 ``"flag-margin"`` (`flag_margin_scores`) keeps its order inside each given class but interleaves
 the classes by the fraction of each class the rule flagged, ``(n_i - r - 0.5) / N_i`` for the
 example at place ``r`` of class ``i`` (``N_i`` examples, ``n_i`` flagged): > 0 exactly for the
-flagged examples. ``"noise-margin"`` (`noise_margin_scores`, the benchmark's choice) does the same
-with confident learning's estimate of each class's noise rate in place of the flagged fraction.
-The shortfall interleaves classes by the model's confidence, which on weak-supervision noise
+flagged examples. ``"noise-margin"`` (`noise_margin_scores`) does the same with confident
+learning's estimate of each class's noise rate in place of the flagged fraction. ``"auto"`` (the
+benchmark's choice, `resolve_ranking`) takes the noise margin when the model is confident enough
+for those estimates to hold, else the shortfall. The shortfall interleaves classes by the model's confidence, which on weak-supervision noise
 misleads in both directions (a mostly wrong class the model is sure of, on WRENCH trec; mostly
 wrong classes it is timid on, on chemprot).
 
@@ -93,6 +94,7 @@ from jal_trainer.issue_scores import (
     label_scores,
     noise_margin_scores,
     per_class_thresholds,
+    resolve_ranking,
     score_label_issues,
 )
 from jal_trainer.predictions import model_logits, softmax, trainer_logits
@@ -120,6 +122,8 @@ class LabelIssues:
             of the flags, and AUROC / AUPRC / precision at the true number of wrong rows of the
             scores (`jal_trainer.label_quality`).
         seconds: wall time of prediction and scoring.
+        labels: (N,) the given labels.
+        ranking: the ranking the scores are (``"auto"`` resolved to the one it chose).
     """
 
     dataset: Any
@@ -176,9 +180,11 @@ def find_label_issues(
             ``1 - p[given] / t_given``), ``"flag-margin"`` (`flag_margin_scores`: the same order
             inside each class, classes interleaved by their flagged fraction) or ``"noise-margin"``
             (`noise_margin_scores`: interleaved by confident learning's estimate of each class's
-            noise rate). The benchmark's choice (``recipes/results/label_issues.md``): the callbacks
-            of a CE and a JAL-CE training at half the epochs each, with ``ranking="noise-margin"``
-            (second example).
+            noise rate) or ``"auto"`` (the noise margin when the model is confident enough for
+            those estimates, else the shortfall: `resolve_ranking`; the result's ``ranking`` says
+            which). The benchmark's choice (``recipes/results/label_issues.md``): the callbacks of
+            a CE and a JAL-CE training at half the epochs each, with ``ranking="auto"`` (second
+            example).
         batch_size, collate_fn: batching of a plain ``nn.Module``.
         predict_dataset: what the trainer or model predicts on, when not ``dataset`` itself: the
             same rows in the same order in another container, e.g. a
@@ -203,7 +209,7 @@ def find_label_issues(
         its own callback (about the cost of one full training):
 
         >>> found = find_label_issues([ce_callback, jal_callback], noisy_train,
-        ...                           ranking="noise-margin")  # doctest: +SKIP
+        ...                           ranking="auto")  # doctest: +SKIP
     """
     if label_column not in dataset.column_names:
         raise ValueError(
@@ -219,6 +225,9 @@ def find_label_issues(
         raise ValueError(
             f"Got {len(probs)} predictions for {len(labels)} rows: predict_dataset must hold the same rows, in order."
         )
+    if ranking not in RANKINGS:
+        raise ValueError(f"ranking={ranking!r} is unknown. Choose one of {', '.join(RANKINGS)}.")
+    ranking = resolve_ranking(probs, ranking)  # "auto" -> the ranking it stands for, recorded in the result
     scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate, ranking=ranking)
     seconds = time.perf_counter() - start
     truly_wrong = _known_wrong(dataset, labels, clean_label_column, noisy_column)
@@ -328,6 +337,6 @@ __all__ = [
     "DEFAULT_RANKING", "DEFAULT_RULE", "ISSUE_COLUMN", "NOISE_MARGIN_POWER", "RANKINGS", "RULES", "SCORE_COLUMN",
     "LabelIssues", "area_under_margin", "class_balanced_probs", "class_margin_scores", "column_array",
     "confident_joint", "find_label_issues", "flag_margin_scores", "issue_report", "label_margins", "label_scores",
-    "model_logits", "noise_margin_scores", "per_class_thresholds", "score_label_issues", "softmax", "trainer_logits",
-    "with_columns",
+    "model_logits", "noise_margin_scores", "per_class_thresholds", "resolve_ranking", "score_label_issues", "softmax",
+    "trainer_logits", "with_columns",
 ]
