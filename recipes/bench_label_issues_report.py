@@ -19,7 +19,7 @@ import numpy as np
 from jal_trainer.report import markdown_table, memorisation_table, plot_memorisation
 
 # The method chosen as "ours" on these held-in sets (see NOTES), and the ones it is held against.
-CHOICE = "ce + jal-ce epoch-mean (half the epochs each) + class-balanced + noise-margin"
+CHOICE = "ce + jal-ce epoch-mean (half the epochs each) + class-balanced + auto"
 SINGLE = "jal-ce epoch-mean + class-balanced"  # one JAL-CE training: what `jal train` scores with
 CE_RULE = "ce epoch-mean + class-balanced"  # the rule on one CE training
 CLEANLAB = "cleanlab (5-fold CE, same model)"
@@ -32,13 +32,29 @@ TOLERANCE = 0.01  # "at least ... within 0.01"
 NOTES: list[str] = [
     "Ours is the mean of a CE and a JAL-CE training's epoch-mean probabilities, each at half the epochs (10 for "
     "text, 4 for vision: about the cost of one full training, 0.30-0.39 of cleanlab's CPU time), flagged by the "
-    "class-balanced rule and ranked by the noise margin (`find_label_issues([ce_callback, jal_callback], data, "
-    "ranking='noise-margin')`). The ranking never changes the flags, so F1 is that of the same pair with the "
-    "shortfall ranking (the choice before the margins were measured).",
-    "**It meets the bar on five of the six sets** (youtube, sms, trec, chemprot, trec-sym0.4). **It falls short on "
-    "cifar10n-worst**: AUPRC 0.653 against 0.675 for the rule on one CE training (cleanlab: 0.648; the shortfall "
-    "ranking of the same pair 0.671 would pass there). On chemprot it passes by 0.001 (AUPRC 0.748, cleanlab "
-    "0.757, so within 0.01). Its F1 is above cleanlab's on every set (+0.02 to +0.28).",
+    "class-balanced rule and ranked by `ranking='auto'` (`find_label_issues([ce_callback, jal_callback], data, "
+    "ranking='auto')`): the noise margin when the pair's mean confidence above chance, (max p - 1/K) / (1 - "
+    "1/K), is at least 0.5, else the shortfall. The ranking never changes the flags, so F1 is that of the same "
+    "pair with any ranking. Its rows were added to the committed runs on 2026-12-03 by "
+    "`python recipes/bench_label_issues_auto_rows.py --cache /tmp/rank_check`, which retrains the pair with the "
+    "benchmark's code and seeds and first checks that it reproduces every stored pair row (F1 and AUPRC within "
+    "0.002); the cost is the stored pair's.",
+    "**It meets the bar on all six sets.** On the five text sets the pair is confident (0.57-0.74) and `auto` "
+    "is the noise margin (the choice before it, identical rows); on cifar10n-worst it is not (0.32-0.34) and "
+    "`auto` is the shortfall: AUPRC 0.671 against 0.675 for the rule on one CE training (within 0.01; the noise "
+    "margin gave 0.653 there and missed). On chemprot it passes by 0.001 (AUPRC 0.748, cleanlab 0.757). Its F1 "
+    "is above cleanlab's on every set (+0.02 to +0.28).",
+    "How `auto` came about, plainly: it was added after the noise margin missed cifar10n-worst, and its "
+    "threshold separates one held-in set from five. Why it is more than a patch: the noise margin trusts "
+    "confident learning's per-class noise counts, and on cifar10n-worst the weak from-scratch CNN's counts "
+    "are its own confusions (estimated class noise rates correlate 0.11 with the true ones, against 0.70-0.99 "
+    "on the text sets: `label_issue_rank_check.md`). Checked on eight sets that chose nothing "
+    "(`label_issue_gate_check.py`, 3 seeds, in `label_issue_rank_check.md`): on seven `auto` took the better "
+    "ranking (the noise margin +0.04 to +0.16 on three multi-class text sets, the shortfall +0.02 to +0.10 on "
+    "four CNN sets), on the eighth (youtube, symmetric 0.3) the two are 0.006 apart; confidence was 0.56-0.60 "
+    "on the text sets and 0.27-0.39 on the CNN sets. The same check shows the pair itself is weak for a "
+    "from-scratch CNN at low noise (CIFAR-10N aggregate and random1 labels): one full CE training ranks better "
+    "there (AUPRC 0.351 against 0.318, 0.465 against 0.442).",
     "What the noise margin changes: the shortfall `1 - p[given] / t_given` interleaves the classes by the model's "
     "confidence, which misleads on weak-supervision noise in both directions (trec: the model is sure of a class "
     "whose labels are 67% wrong; chemprot: it is timid on classes whose labels are 80-96% wrong). Ranking each "
@@ -67,10 +83,11 @@ ORDER = ("youtube", "sms", "trec", "chemprot", "cifar10n-worst", "trec-sym0.4")
 HALF = "ce + jal-ce epoch-mean (half the epochs each) + class-balanced"
 PROBABILITIES = ("jal-ce epoch-mean + class-balanced", "ce epoch-mean + class-balanced",
                  "ce + jal-ce epoch-mean + class-balanced", HALF)
-# each with the default ranking (shortfall), flag-margin and noise-margin; the noise-margin's power grid on HALF
+# each with the default ranking (shortfall), flag-margin and noise-margin; the noise-margin's power grid and
+# "auto" (noise-margin or shortfall by the pair's confidence) on HALF
 CANDIDATES = (*PROBABILITIES, *(f"{name} + {ranking}" for ranking in ("flag-margin", "noise-margin")
                                 for name in PROBABILITIES),
-              *(f"{HALF} + noise-margin (power {power})" for power in (0.0, 0.5, 1.0)),
+              *(f"{HALF} + noise-margin (power {power})" for power in (0.0, 0.5, 1.0)), f"{HALF} + auto",
               "jal-ce AUM < 0", "ce AUM < 0", "ce + jal-ce AUM < 0")
 
 
@@ -162,8 +179,9 @@ def summary_table(rows: list[dict[str, Any]], choice: str) -> str:
             continue
         cleanlab = _find(rows, dataset, CLEANLAB)
         baselines = [cleanlab, _find(rows, dataset, CE_RULE)]
-        # HALF with the default ranking: the choice before the margins were measured
-        for name in dict.fromkeys((choice, HALF, SINGLE, CE_RULE, CLEANLAB, CLEANLAB_LR, EVERYTHING)):
+        # HALF with the noise margin (the choice before "auto") and the shortfall (before the margins)
+        for name in dict.fromkeys((choice, f"{HALF} + noise-margin", HALF, SINGLE, CE_RULE, CLEANLAB, CLEANLAB_LR,
+                                   EVERYTHING)):
             r = _find(rows, dataset, name)
             if r is None:
                 continue
