@@ -307,7 +307,13 @@ def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarra
     classes, total = np.unique(labels, return_counts=True)
     in_slice = np.array([(labels[held] == c).sum() for c in classes])
     if (in_slice < 2).any():
-        worst = int(classes[np.argmin(in_slice)])
+        worst, rows = int(classes[np.argmin(in_slice)]), int(total[np.argmin(in_slice)])
+        if rows < 4:  # raising auto_holdout would hold out most of this class and starve the rest: say so
+            raise ValueError(
+                f"auto: class {worst} has only {rows} training row(s); auto scores its candidates on at least 2 "
+                "held-out rows of every class and trains them on the rest, which needs 4 or more rows of a class at "
+                "a usual holdout. Add rows of that class, drop its rows, or name a loss_type instead of auto."
+            )
         raise ValueError(
             f"auto: the held-out slice ({args.auto_holdout:.0%} of the rows) has {int(in_slice.min())} row(s) of class "
             f"{worst}, which has {int(total[np.argmin(in_slice)])} training rows; it needs at least 2 of every class. "
