@@ -26,7 +26,7 @@ DEFAULT_RANKING = "shortfall"
 # chosen on the held-in sets of recipes/results/label_issues.md (0 and 1 are measured there too)
 NOISE_MARGIN_POWER = 0.75
 # "auto": the noise margin when the model's mean confidence above chance reaches this, else the
-# shortfall (`resolve_ranking`). Held-in sets: 0.57-0.74 on the five text sets, 0.33 on the
+# shortfall (`resolve_ranking`). Held-in sets: 0.57-0.74 on the five text sets, 0.32-0.34 on the
 # CIFAR-10N subset; checked on eight sets the choice never saw (recipes/results/label_issue_rank_check.md)
 AUTO_MIN_CONFIDENCE = 0.5
 
@@ -218,6 +218,9 @@ def confidence_above_chance(probs: np.ndarray) -> float:
         0.5
     """
     probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] < 2 or len(probs) == 0:
+        raise ValueError(f"probs must have shape (N, K) with N >= 1 and K >= 2, got {probs.shape}. "
+                         "Pass one row of class probabilities per example, over at least two classes.")
     chance = 1.0 / probs.shape[1]
     return float(np.mean((probs.max(axis=1) - chance) / (1.0 - chance)))
 

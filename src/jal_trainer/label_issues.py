@@ -30,9 +30,9 @@ example at place ``r`` of class ``i`` (``N_i`` examples, ``n_i`` flagged): > 0 e
 flagged examples. ``"noise-margin"`` (`noise_margin_scores`) does the same with confident
 learning's estimate of each class's noise rate in place of the flagged fraction. ``"auto"`` (the
 benchmark's choice, `resolve_ranking`) takes the noise margin when the model is confident enough
-for those estimates to hold, else the shortfall. The shortfall interleaves classes by the model's confidence, which on weak-supervision noise
-misleads in both directions (a mostly wrong class the model is sure of, on WRENCH trec; mostly
-wrong classes it is timid on, on chemprot).
+for those estimates to hold, else the shortfall. The shortfall interleaves classes by the model's
+confidence, which on weak-supervision noise misleads in both directions (a mostly wrong class the
+model is sure of, on WRENCH trec; mostly wrong classes it is timid on, on chemprot).
 
 **Which examples are flagged** is a separate, documented rule (`RULES`):
 
