@@ -9,12 +9,12 @@ checks that reading on new sets, none of them used to choose anything: for each,
 (JAL-CE and CE, half the epochs each, the benchmark's models and settings) and one full CE training
 (the bar's "rule on one CE training"), with the pair's mean top probability, and the AUPRCs of
 the shortfall and the noise margin against the known wrong rows. One JSON per (set, seed) under
-``--out``, skipped when there.
+``--out`` (default ``results/label_issue_gate_check_runs/``, committed), skipped when there.
 
 Reads the clean training labels to score (a check, not a scorer); no test split.
 
 Example:
-    $ OMP_NUM_THREADS=1 python recipes/label_issue_gate_check.py --out /tmp/gate_check --seeds 0
+    $ OMP_NUM_THREADS=1 python recipes/label_issue_gate_check.py --seeds 0
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_label_issues import JAL, RULE, fit  # noqa: E402
+from bench_label_issues import JAL, RESULTS, RULE, fit  # noqa: E402
 from bench_label_issues_tasks import SETTINGS, TEXT, load_task  # noqa: E402
 
-from jal_trainer.issue_scores import AUTO_MIN_CONFIDENCE, score_label_issues  # noqa: E402
+from jal_trainer.issue_scores import AUTO_MIN_CONFIDENCE, confidence_above_chance, score_label_issues  # noqa: E402
 from jal_trainer.label_issues import column_array, issue_report  # noqa: E402
 
 VISION = SETTINGS["cifar10n-worst"]
@@ -66,15 +66,11 @@ def check(name: str, seed: int) -> dict[str, Any]:
         scores, flags = score_label_issues(p, labels, rule=RULE, ranking=ranking)
         return round(float(issue_report(flags, wrong, scores)["auprc"]), 4)
 
-    return {"dataset": name, "seed": seed, "noise_rate": round(float(wrong.mean()), 4),
+    return {"dataset": name, "seed": seed, "noise_rate": round(float(wrong.mean()), 4), "classes": pair.shape[1],
             "pair_mean_top_probability": round(float(pair.max(axis=1).mean()), 4),
+            "confidence_above_chance": round(confidence_above_chance(pair), 4),
             "auprc_pair_shortfall": auprc(pair, "shortfall"), "auprc_pair_noise_margin": auprc(pair, "noise-margin"),
             "auprc_ce_rule": auprc(probs["ce"], "shortfall")}
-
-
-def classes(name: str) -> int:
-    cfg = CHECK_SETS[name]
-    return {"trec": 6, "chemprot": 10, "youtube": 2, "sms": 2}[cfg["wrench"]] if "wrench" in cfg else 10
 
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
@@ -83,9 +79,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
              "noise margin - shortfall | AUPRC one CE training |", "|---|---|---|---|---|---|---|---|"]
     for name in dict.fromkeys(r["dataset"] for r in rows):
         group = [r for r in rows if r["dataset"] == name]
-        chance = 1.0 / classes(name)
         mean = {key: float(np.mean([r[key] for r in group])) for key in group[0] if key not in ("dataset", "seed")}
-        confidence = (mean["pair_mean_top_probability"] - chance) / (1.0 - chance)  # linear: mean of rows' values
+        confidence = mean["confidence_above_chance"]
         takes = "noise margin" if confidence >= AUTO_MIN_CONFIDENCE else "shortfall"
         gap = mean["auprc_pair_noise_margin"] - mean["auprc_pair_shortfall"]
         lines.append(f"| {name} | {len(group)} | {confidence:.2f} | {takes} | {mean['auprc_pair_shortfall']:.3f} | "
@@ -95,7 +90,8 @@ def summary(rows: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder of the per-(set, seed) JSONs")
+    parser.add_argument("--out", type=Path, default=RESULTS / "label_issue_gate_check_runs",
+                        help="folder of the per-(set, seed) JSONs")
     parser.add_argument("--sets", nargs="+", default=list(CHECK_SETS), choices=list(CHECK_SETS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args(argv)

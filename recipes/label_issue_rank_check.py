@@ -140,12 +140,7 @@ def _calibrated_noise_margin(power: float) -> Callable[[np.ndarray, np.ndarray],
     confidently is not counted at all, so a weak model under-counts, and unevenly across classes.
     cleanlab's calibration rescales each given label's row of the joint to that label's count first.
     """
-    def score(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        joint = _calibrated_joint(probs, labels)
-        wrong = np.rint(joint.sum(axis=1) - np.diag(joint)).astype(np.int64)
-        return class_margin_scores(label_scores(probs, labels), labels, wrong, power=power)
-
-    return score
+    return lambda p, y: class_margin_scores(label_scores(p, y), y, _calibrated_counts(p, y), power=power)
 
 
 def _counted(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -221,8 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             table.setdefault(SHIFTED_ORACLE, {}).setdefault(name, []).append(
                 issue_report(flags, wrong, shifted_oracle)["auprc"])
             sizes = np.maximum(np.bincount(labels, minlength=probs.shape[1]), 1)
-            joint = confident_joint(probs, labels)  # the shipped order's counts: its off-diagonal, uncalibrated
-            estimated = (joint.sum(axis=1) - np.diag(joint)) / sizes
+            estimated = _counted(probs, labels) / sizes  # the shipped order's counts: uncalibrated
             rate_corr.setdefault(name, []).append(float(np.corrcoef(estimated, true_counts / sizes)[0, 1]))
             if seed == args.seeds[0]:
                 rates[name] = (true_counts / sizes, estimated)

@@ -83,6 +83,18 @@ def test_unknown_ranking_is_named() -> None:
         score_label_issues(probs, labels, ranking="margin")
 
 
+def test_find_label_issues_names_an_unknown_ranking_before_predicting() -> None:
+    import torch
+
+    class NeverPredict(torch.nn.Module):
+        def forward(self, **inputs):
+            raise AssertionError("predicted before checking the ranking")
+
+    data = Dataset.from_dict({"label": [0, 1], "x": [[0.0], [1.0]]})
+    with pytest.raises(ValueError, match="ranking='margin' is unknown"):
+        find_label_issues(NeverPredict(), data, ranking="margin")
+
+
 def test_class_margin_by_hand_at_both_ends_of_the_power() -> None:
     scores = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.4])
     labels = np.array([0, 0, 0, 0, 1, 1])

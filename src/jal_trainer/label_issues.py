@@ -216,6 +216,8 @@ def find_label_issues(
             f"The dataset has no label column {label_column!r} (columns: {dataset.column_names}). "
             "Pass label_column= naming the given labels."
         )
+    if ranking not in RANKINGS:  # before predicting: a trainer's pass over the data can take minutes
+        raise ValueError(f"ranking={ranking!r} is unknown. Choose one of {', '.join(RANKINGS)}.")
     start = time.perf_counter()
     inputs = dataset if predict_dataset is None else predict_dataset
     probs = _probabilities(source, inputs, batch_size=batch_size, collate_fn=collate_fn,
@@ -225,8 +227,6 @@ def find_label_issues(
         raise ValueError(
             f"Got {len(probs)} predictions for {len(labels)} rows: predict_dataset must hold the same rows, in order."
         )
-    if ranking not in RANKINGS:
-        raise ValueError(f"ranking={ranking!r} is unknown. Choose one of {', '.join(RANKINGS)}.")
     ranking = resolve_ranking(probs, ranking)  # "auto" -> the ranking it stands for, recorded in the result
     scores, issues = score_label_issues(probs, labels, rule=rule, noise_rate=noise_rate, ranking=ranking)
     seconds = time.perf_counter() - start
