@@ -45,13 +45,18 @@ def auto_checks(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = 
         cell = {r["loss"]: r for r in rows if setting(r) == key}
         if "auto" not in cell or "ce" not in cell:
             continue
-        means = {loss: r["mean_accuracy"] for loss, r in cell.items() if not bench_clean.is_clean(loss)}
+        means = {loss: r["mean_accuracy"] for loss, r in cell.items() if single_or_auto(loss)}
         check = {"regime": key[0], "dataset": key[1], "setting": benchmark.column_name(key[2], key[3]),
                  "n_seeds": cell["auto"]["n_seeds"], **_verdict(means, key[2] in REAL)}
         if runs is not None:
             check["same_seeds"] = _verdict(_same_seed_means(runs, key), key[2] in REAL)
         out.append(check)
     return out
+
+
+def single_or_auto(loss: str) -> bool:
+    """Whether ``loss`` enters the bar: ``auto`` or a single loss (not detect-then-retrain, not an auto variant)."""
+    return loss == "auto" or not (bench_clean.is_clean(loss) or loss.startswith("auto"))
 
 
 def _verdict(means: dict[str, float], real: bool) -> dict[str, Any]:
@@ -68,7 +73,7 @@ def _same_seed_means(runs: list[dict[str, Any]], key: tuple) -> dict[str, float]
     """Mean accuracy per plain loss over auto's seeds in setting ``key``; losses missing one of them are left out."""
     acc: dict[str, dict[int, float]] = {}
     for run in runs:
-        if setting(run) == key and not bench_clean.is_clean(run["loss"]):
+        if setting(run) == key and single_or_auto(run["loss"]):
             acc.setdefault(run["loss"], {})[run["seed"]] = run["test_accuracy"]
     seeds = set(acc.get("auto", {}))
     return {loss: sum(by_seed[s] for s in seeds) / len(seeds) for loss, by_seed in acc.items()
@@ -76,12 +81,12 @@ def _same_seed_means(runs: list[dict[str, Any]], key: tuple) -> dict[str, float]
 
 
 def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
-    """What auto chose per setting, counted over seeds."""
+    """What auto (and each auto variant, e.g. ``auto-wide``) chose per setting and label, counted over seeds."""
     out: dict[tuple, Counter] = {}
     for run in runs:
-        if run["loss"] == "auto" and run.get("auto"):
-            out.setdefault((run.get("regime"), run["dataset"], run["noise_type"], run["noise_rate"]), Counter())[
-                run["auto"]["chosen"]] += 1
+        if run["loss"].startswith("auto") and run.get("auto"):
+            out.setdefault((run.get("regime"), run["dataset"], run["noise_type"], run["noise_rate"], run["loss"]),
+                           Counter())[run["auto"]["chosen"]] += 1
     return out
 
 
@@ -99,7 +104,7 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
             for key, counts in chosen.items():
                 if key[0] == regime and key[1] == dataset:
                     text = ", ".join(f"{loss} x{n}" for loss, n in counts.most_common())
-                    lines += [f"`auto` chose ({benchmark.column_name(key[2], key[3])}, over seeds): {text}.", ""]
+                    lines += [f"`{key[4]}` chose ({benchmark.column_name(key[2], key[3])}, over seeds): {text}.", ""]
     checks = auto_checks(rows, runs)
     if checks:
         lines += ["## `auto` against the issue's bar", "",
@@ -120,7 +125,7 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
         lines.append("")
     lines += bench_clean.markdown(bench_clean.comparisons(rows, runs))
     lines += ["## Where JAL wins and where it does not", "", benchmark.verdict_text(benchmark.jal_verdicts(
-        [r for r in rows if r["loss"] != "auto" and not bench_clean.is_clean(r["loss"])])), ""]
+        [r for r in rows if single_or_auto(r["loss"]) and r["loss"] != "auto"])), ""]
     if grid.notes:
         lines += ["## Reading the table", "", *[f"- {n.strip()}" for n in grid.notes], ""]
     return "\n".join(lines)

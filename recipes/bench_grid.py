@@ -161,8 +161,11 @@ def _spec(grid: Grid, entry: dict[str, Any], noise: dict[str, Any], loss: str, s
     # A `<loss>+clean` / `<loss>+relabel` cell (recipes/bench_clean.py) trains <loss> first: its flags are <loss>'s.
     base = next((loss.removesuffix(s) for s in ("+clean", "+relabel") if loss.endswith(s)), loss)
     # Regularisation follows the loss family (the paper: L1 for JAL and ANL, L2 for the others).
-    flags.update(regime.get(base, regime.get("default", {})))
-    flags.update({"loss_type": base, "seed": seed, "noise_seed": seed})
+    per_loss = regime.get(base, regime.get("default", {}))
+    flags.update(per_loss)
+    # A label may name a variant of a loss (e.g. `auto-wide`: auto with more candidates): its regime entry
+    # then sets `loss_type` itself.
+    flags.update({"loss_type": per_loss.get("loss_type", base), "seed": seed, "noise_seed": seed})
     argv = ["--config", str(entry["config"])]
     for key, value in flags.items():
         argv += [f"--{key}", _flag_value(value)]

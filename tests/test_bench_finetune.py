@@ -38,7 +38,24 @@ def test_runs_of_a_mode_live_in_their_own_folder() -> None:
     assert probe and tuned and all(s.relpath.startswith("probe/") for s in probe)
     assert all(s.relpath.startswith("finetune/") for s in tuned)
     assert all("--train_subset" not in s.argv or s.argv[s.argv.index("--train_subset") + 1] == "2000" for s in tuned)
-    assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto", "ce+clean", "jal-ce+clean"}
+    assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto", "ce+clean", "jal-ce+clean", "auto-wide"}
+
+
+def test_a_loss_variant_label_trains_the_loss_its_regime_names() -> None:
+    grid = benchmark.load_grid(ROOT / "recipes" / "grids" / "finetune.yaml")
+    (wide,) = [s for s in benchmark.expand(grid, ["finetune:trec:pairflip"]) if s.loss == "auto-wide" and s.seed == 0]
+    argv = list(wide.argv)
+    assert argv[argv.index("--loss_type") + 1] == "auto"  # the label is not a loss name
+    assert "jal-ce+clean" in argv[argv.index("--auto_candidates") + 1].split(",")
+    assert wide.relpath.endswith("auto-wide-seed0.json")  # its own run files, beside auto's
+
+
+def test_an_auto_variant_is_neither_auto_nor_the_best_single_loss() -> None:
+    runs = [run("finetune", "ce", s, 0.60) for s in range(2)] + [run("finetune", "auto", s, 0.60) for s in range(2)]
+    runs += [run("finetune", "auto-wide", s, 0.90) for s in range(2)]
+    (check,) = bench_finetune.auto_checks(benchmark.aggregate(runs), runs)
+    assert check["best"] == "ce" and check["passed"]  # a 0.90 auto-wide does not raise auto's bar
+    assert not bench_finetune.single_or_auto("auto-wide") and bench_finetune.single_or_auto("auto")
 
 
 def test_gpu_runs_are_counted_apart_from_cpu_runs() -> None:
