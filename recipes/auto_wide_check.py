@@ -1,0 +1,191 @@
+"""Would `auto` choose better with ``jal-ce+clean`` among its default candidates? Judged on kept slices.
+
+Fine-tuning runs of ``loss_type: auto`` keep their held-out slice beside the run JSON
+(``auto-seed<k>.slice.npz``: every default candidate's slice probabilities, the noisy and clean
+labels). `capture` trains only the missing candidate, ``jal-ce+clean`` (detect, then retrain: one
+full training's cost, half for the trial and half for its retrain), on the same split with the same
+argv, checks that the split is the same (rows and noisy labels), and writes the slice with the new
+candidate to ``--out``. `evaluate` replays `jal_trainer.auto_decide.decide` with the defaults and
+with the defaults plus ``jal-ce+clean`` and reports each choice, its clean slice accuracy (held-out
+*training* rows; no test label is read to choose) and, for reading only, the test accuracy of the
+chosen loss's own benchmark cell at that seed (``jal-ce_clean-seed<k>.json`` for the new candidate:
+it retrains on flags from a full training, where auto uses its trial's flags, so it is a stand-in).
+
+Example:
+    $ OMP_NUM_THREADS=1 python recipes/auto_wide_check.py capture --only wrench-trec,trec/pairflip0.4
+    $ python recipes/auto_wide_check.py evaluate      # writes recipes/results/auto_wide_check.{json,md}
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "recipes/results/runs/finetune/finetune"
+OUT = ROOT / "recipes/results/auto_wide_slices"
+REPORT = ROOT / "recipes/results/auto_wide_check"
+NEW = "jal-ce+clean"
+DEFAULTS = ["ce", "gce", "sce", "nce+rce", "jal-ce"]
+
+
+class _Chosen(Exception):
+    """Raised once auto has chosen: the slice file is all a capture needs."""
+
+
+def slice_name(path: Path) -> str:
+    """``<dataset>-<noise>-<seed>`` of ``<dataset>/<noise>/auto-seed<seed>.slice.npz``."""
+    return f"{path.parent.parent.name}-{path.parent.name}-{path.name.split('-seed')[1].split('.')[0]}"
+
+
+def kept_slices(only: list[str] | None) -> list[Path]:
+    """The benchmark's fine-tuning auto slices whose path contains one of ``only`` (all when None)."""
+    found = sorted(RUNS.rglob("auto-seed*.slice.npz"))
+    return [p for p in found if not only or any(o in str(p.relative_to(RUNS)) for o in only)]
+
+
+def capture_one(saved_path: Path, out: Path) -> Path:
+    """Train ``jal-ce+clean`` alone on ``saved_path``'s split (its run's argv) and save the slice with it."""
+    import jal_trainer.auto as auto
+    from jal_trainer.auto_search import SLICE_FILE
+    from jal_trainer.train import main as train
+
+    target = out / f"{slice_name(saved_path)}.npz"
+    if target.exists():
+        return target
+    run = json.loads(saved_path.with_name(saved_path.name.replace(".slice.npz", ".json")).read_text())
+    scratch = Path(tempfile.mkdtemp(prefix="jal-wide-"))
+    original_parse, original_select = auto.parse_candidates, auto.select_for_recipe
+
+    def only_new(names, preset):  # CE is always added; its slice probabilities are saved already
+        return [c for c in original_parse(names, preset) if c.label != "ce"]
+
+    def stop_after_choice(*args, **kwargs):
+        original_select(*args, **kwargs)
+        raise _Chosen
+
+    auto.parse_candidates, auto.select_for_recipe = only_new, stop_after_choice
+    # budget 2: one training of candidates (a +clean one counts twice), so each gets half a training, as in auto
+    argv = [*run["argv"][2:], "--auto_candidates", NEW, "--auto_budget", "2.0", "--output_dir", str(scratch)]
+    try:
+        train(argv)
+    except _Chosen:
+        pass
+    finally:
+        auto.parse_candidates, auto.select_for_recipe = original_parse, original_select
+    saved, new = dict(np.load(saved_path)), np.load(scratch / SLICE_FILE)
+    for key in ("rows", "noisy"):
+        if not np.array_equal(saved[key], new[key]):
+            raise RuntimeError(f"{saved_path}: the new split's {key} differ from the saved slice's; not merged.")
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(target, **saved, **{f"p_{NEW}": new[f"p_{NEW}"]})
+    return target
+
+
+def replay(path: Path) -> dict[str, Any]:
+    """Choices with the defaults and with ``jal-ce+clean`` added, and every candidate's clean slice accuracy."""
+    from jal_trainer.auto import parse_candidates
+    from jal_trainer.auto_decide import decide
+
+    z = np.load(path)
+    seed = int(path.stem.rsplit("-", 1)[1])
+    probs = {c: z[f"p_{c}"].astype(np.float32) for c in [*DEFAULTS, NEW] if f"p_{c}" in z.files}
+    clean = {c: round(float((p.argmax(1) == z["clean"]).mean() * 100), 1) for c, p in probs.items()}
+    out = {"slice": path.stem, "rows": int(len(z["noisy"])), "clean_slice_accuracy": clean}
+    for name, labels in (("defaults", DEFAULTS), ("wide", [*DEFAULTS, NEW])):
+        chosen = decide(parse_candidates(labels, "finetune"), {c: probs[c] for c in labels}, {}, z["noisy"],
+                        {"seed": seed})
+        out[name] = chosen.chosen.label
+    return out
+
+
+def test_accuracy(slice_path: Path, loss: str) -> float | None:
+    """The benchmark cell of ``loss`` at the slice's seed and setting, in %, or None when not run."""
+    setting, seed = slice_path.stem.rsplit("-", 1)
+    for folder in RUNS.glob("*/*"):  # <dataset>/<noise>: data set names have dashes, so match the whole name
+        if f"{folder.parent.name}-{folder.name}" == setting:
+            cell = folder / f"{loss.replace('+', '_')}-seed{seed}.json"
+            return round(json.loads(cell.read_text())["test_accuracy"] * 100, 1) if cell.exists() else None
+    return None
+
+
+def evaluate(out: Path) -> list[dict[str, Any]]:
+    """Replay every captured slice; the test accuracy of auto's own run, and of the wide choice's stand-in."""
+    rows = []
+    for path in sorted(out.glob("*.npz")):
+        row = replay(path)
+        own = test_accuracy(path, "auto")  # the benchmark's auto run: the defaults' choice, retrained as auto does
+        if row["wide"] == row["defaults"]:
+            wide = own  # the same choice: the same final training (checked: TREC pair-flip seeds 0 and 2)
+        elif _drops_coin_flips(path):
+            wide = None  # the stand-in cell trains on the coin flips that auto leaves out: not comparable
+        else:
+            wide = test_accuracy(path, row["wide"])
+        row["test"] = {"defaults": own, "wide": wide}
+        rows.append(row)
+    return rows
+
+
+def _drops_coin_flips(slice_path: Path) -> bool:
+    """Whether the benchmark's auto run of this slice left coin-flip rows out of its training."""
+    setting, seed = slice_path.stem.rsplit("-", 1)
+    for folder in RUNS.glob("*/*"):
+        if f"{folder.parent.name}-{folder.name}" == setting:
+            run = json.loads((folder / f"auto-seed{seed}.json").read_text())
+            return bool(run.get("auto", {}).get("coin_flip_rows"))
+    return False
+
+
+def markdown(rows: list[dict[str, Any]], command: str) -> str:
+    from auto_slice_capture import platform_line
+
+    lines = ["# auto with `jal-ce+clean` among its candidates (fine-tuning, kept slices)", "",
+             f"Command: `{command}` ({platform_line()}). Each slice: the noisy training rows a benchmark `auto` run "
+             "held out, with the default candidates' saved predictions and `jal-ce+clean` trained on the same split "
+             "(half a training for its trial, half for its retrain, as `auto` gives it). *clean slice accuracy*: "
+             "the held-out rows' clean labels, never read to choose. *test*: the chosen loss's own benchmark cell at "
+             "that seed (for `jal-ce+clean`, the `jal-ce+clean` cell, which flags with a full training: a stand-in "
+             "for auto's retrain), for reading only.", "",
+             "| slice | rows | clean slice accuracy (%) | defaults choose | + jal-ce+clean chooses | test: defaults' | "
+             "test: wide's |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = ", ".join(f"{k} {v}" for k, v in r["clean_slice_accuracy"].items())
+        t = r["test"]
+        lines.append(f"| {r['slice']} | {r['rows']} | {acc} | {r['defaults']} | {r['wide']} | "
+                     f"{t['defaults'] if t['defaults'] is not None else 'n/a'} | "
+                     f"{t['wide'] if t['wide'] is not None else 'n/a'} |")
+    changed = [r for r in rows if r["defaults"] != r["wide"]]
+    gains = [r["clean_slice_accuracy"][r["wide"]] - r["clean_slice_accuracy"][r["defaults"]] for r in changed]
+    lines += ["", f"The choice changes on {len(changed)} of {len(rows)} slices"
+              + (f"; clean slice accuracy of the new choice minus the old: {', '.join(f'{g:+.1f}' for g in gains)} pt."
+                 if changed else ".")]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["capture", "evaluate"])
+    parser.add_argument("--only", default="", help="comma-separated parts of the slice paths, e.g. wrench-trec")
+    parser.add_argument("--out", type=Path, default=OUT)
+    opts = parser.parse_args(argv)
+    if opts.command == "capture":
+        for path in kept_slices([o for o in opts.only.split(",") if o] or None):
+            print("captured", capture_one(path, opts.out), flush=True)
+        return 0
+    rows = evaluate(opts.out)
+    command = "python recipes/auto_wide_check.py evaluate"
+    REPORT.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
+    REPORT.with_suffix(".md").write_text(markdown(rows, command))
+    print(markdown(rows, command))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
