@@ -53,8 +53,10 @@ def test_a_loss_variant_label_trains_the_loss_its_regime_names() -> None:
 def test_an_auto_variant_is_neither_auto_nor_the_best_single_loss() -> None:
     runs = [run("finetune", "ce", s, 0.60) for s in range(2)] + [run("finetune", "auto", s, 0.60) for s in range(2)]
     runs += [run("finetune", "auto-wide", s, 0.90) for s in range(2)]
-    (check,) = bench_finetune.auto_checks(benchmark.aggregate(runs), runs)
-    assert check["best"] == "ce" and check["passed"]  # a 0.90 auto-wide does not raise auto's bar
+    auto, wide = bench_finetune.auto_checks(benchmark.aggregate(runs), runs)
+    assert auto["auto_label"] == "auto" and auto["best"] == "ce" and auto["passed"]  # auto-wide does not raise the bar
+    assert wide["auto_label"] == "auto-wide" and wide["auto"] == 0.90 and wide["best"] == "ce"
+    assert wide["same_seeds"]["auto"] == 0.90  # checked on its own seeds as auto is
     assert not bench_finetune.single_or_auto("auto-wide") and bench_finetune.single_or_auto("auto")
 
 
