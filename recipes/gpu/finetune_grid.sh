@@ -19,7 +19,7 @@ PYTHON=${PYTHON:-python3}
 OUT=${OUT:-/tmp/jal-out}
 BUDGET=200
 WORKERS=12
-LOSSES=ce,jal-ce,gce,nce+rce,auto,ce+clean,jal-ce+clean
+LOSSES=auto-wide,ce,jal-ce,gce,nce+rce,auto,ce+clean,jal-ce+clean  # auto-wide first: it decides the fine-tuning default (issue 11)
 DRY=""
 RUNS=recipes/results/runs/finetune/finetune
 while [ $# -gt 0 ]; do
