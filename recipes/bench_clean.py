@@ -123,7 +123,7 @@ def comparisons(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[
     out = []
     for row in (r for r in rows if is_clean(r["loss"])):
         cell = [r for r in rows if _key(r) == _key(row)]
-        singles = [r for r in cell if r["loss"] != "auto" and not is_clean(r["loss"])]
+        singles = [r for r in cell if not r["loss"].startswith("auto") and not is_clean(r["loss"])]  # auto, auto-wide: no
         plain = next((r for r in singles if r["loss"] == base_loss(row["loss"])), None)
         if plain is None or not singles:
             continue
