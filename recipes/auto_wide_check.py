@@ -39,11 +39,6 @@ class _Chosen(Exception):
     """Raised once auto has chosen: the slice file is all a capture needs."""
 
 
-def slice_name(path: Path) -> str:
-    """``<dataset>-<noise>-<seed>`` of ``<dataset>/<noise>/auto-seed<seed>.slice.npz``."""
-    return f"{path.parent.parent.name}-{path.parent.name}-{path.name.split('-seed')[1].split('.')[0]}"
-
-
 def kept_slices(only: list[str] | None) -> list[Path]:
     """The benchmark's fine-tuning auto slices whose path contains one of ``only`` (all when None)."""
     found = sorted(RUNS.rglob("auto-seed*.slice.npz"))
@@ -56,7 +51,9 @@ def capture_one(saved_path: Path, out: Path) -> Path:
     from jal_trainer.auto_search import SLICE_FILE
     from jal_trainer.train import main as train
 
-    target = out / f"{slice_name(saved_path)}.npz"
+    from auto_slice_check import run_slice_name  # <dataset>-<noise>-<seed>
+
+    target = out / f"{run_slice_name(saved_path)}.npz"
     if target.exists():
         return target
     run = json.loads(saved_path.with_name(saved_path.name.replace(".slice.npz", ".json")).read_text())
@@ -105,14 +102,20 @@ def replay(path: Path) -> dict[str, Any]:
     return out
 
 
+def _run_file(slice_path: Path, name: str) -> Path | None:
+    """``<dataset>/<noise>/<name>`` of the benchmark setting a captured slice came from, or None.
+
+    ``<dataset>-<noise>`` is matched whole: data set names have dashes."""
+    setting = slice_path.stem.rsplit("-", 1)[0]
+    folder = next((f for f in RUNS.glob("*/*") if f"{f.parent.name}-{f.name}" == setting), None)
+    return None if folder is None else folder / name
+
+
 def test_accuracy(slice_path: Path, loss: str) -> float | None:
     """The benchmark cell of ``loss`` at the slice's seed and setting, in %, or None when not run."""
-    setting, seed = slice_path.stem.rsplit("-", 1)
-    for folder in RUNS.glob("*/*"):  # <dataset>/<noise>: data set names have dashes, so match the whole name
-        if f"{folder.parent.name}-{folder.name}" == setting:
-            cell = folder / f"{loss.replace('+', '_')}-seed{seed}.json"
-            return round(json.loads(cell.read_text())["test_accuracy"] * 100, 1) if cell.exists() else None
-    return None
+    seed = slice_path.stem.rsplit("-", 1)[1]
+    cell = _run_file(slice_path, f"{loss.replace('+', '_')}-seed{seed}.json")
+    return round(json.loads(cell.read_text())["test_accuracy"] * 100, 1) if cell and cell.exists() else None
 
 
 def evaluate(out: Path) -> list[dict[str, Any]]:
@@ -137,12 +140,8 @@ def evaluate(out: Path) -> list[dict[str, Any]]:
 
 def _drops_coin_flips(slice_path: Path) -> bool:
     """Whether the benchmark's auto run of this slice left coin-flip rows out of its training."""
-    setting, seed = slice_path.stem.rsplit("-", 1)
-    for folder in RUNS.glob("*/*"):
-        if f"{folder.parent.name}-{folder.name}" == setting:
-            run = json.loads((folder / f"auto-seed{seed}.json").read_text())
-            return bool(run.get("auto", {}).get("coin_flip_rows"))
-    return False
+    run = _run_file(slice_path, f"auto-seed{slice_path.stem.rsplit('-', 1)[1]}.json")
+    return bool(run and json.loads(run.read_text()).get("auto", {}).get("coin_flip_rows"))
 
 
 def markdown(rows: list[dict[str, Any]], command: str) -> str:

@@ -43,6 +43,11 @@ def is_clean(loss: str) -> bool:
     return any(loss.endswith(suffix) for suffix in ACTIONS)
 
 
+def is_single(loss: str) -> bool:
+    """True for a single loss: not detect-then-retrain, not ``auto`` nor an auto variant (``auto-wide``)."""
+    return not (is_clean(loss) or loss.startswith("auto"))
+
+
 def action(loss: str) -> str:
     """The `jal clean` action of a pseudo-loss: ``ce+clean`` -> ``drop``, ``ce+relabel`` -> ``relabel``."""
     return next(act for suffix, act in ACTIONS.items() if loss.endswith(suffix))
@@ -123,7 +128,7 @@ def comparisons(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[
     out = []
     for row in (r for r in rows if is_clean(r["loss"])):
         cell = [r for r in rows if _key(r) == _key(row)]
-        singles = [r for r in cell if not r["loss"].startswith("auto") and not is_clean(r["loss"])]  # auto, auto-wide: no
+        singles = [r for r in cell if is_single(r["loss"])]
         plain = next((r for r in singles if r["loss"] == base_loss(row["loss"])), None)
         if plain is None or not singles:
             continue

@@ -45,7 +45,7 @@ def auto_checks(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = 
         cell = {r["loss"]: r for r in rows if setting(r) == key}
         if "ce" not in cell:
             continue
-        singles = {loss: r["mean_accuracy"] for loss, r in cell.items() if single_or_auto(loss) and loss != "auto"}
+        singles = {loss: r["mean_accuracy"] for loss, r in cell.items() if bench_clean.is_single(loss)}
         for label in [loss for loss in cell if loss.startswith("auto")]:  # auto, then each variant (auto-wide)
             means = {**singles, "auto": cell[label]["mean_accuracy"]}
             check = {"auto_label": label, "regime": key[0], "dataset": key[1],
@@ -59,7 +59,7 @@ def auto_checks(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = 
 
 def single_or_auto(loss: str) -> bool:
     """Whether ``loss`` enters the bar: ``auto`` or a single loss (not detect-then-retrain, not an auto variant)."""
-    return loss == "auto" or not (bench_clean.is_clean(loss) or loss.startswith("auto"))
+    return loss == "auto" or bench_clean.is_single(loss)
 
 
 def _verdict(means: dict[str, float], real: bool) -> dict[str, Any]:
@@ -77,7 +77,7 @@ def _same_seed_means(runs: list[dict[str, Any]], key: tuple, label: str = "auto"
     setting ``key``; losses missing one of them are left out."""
     acc: dict[str, dict[int, float]] = {}
     for run in runs:
-        if setting(run) == key and (run["loss"] == label or (single_or_auto(run["loss"]) and run["loss"] != "auto")):
+        if setting(run) == key and (run["loss"] == label or bench_clean.is_single(run["loss"])):
             acc.setdefault("auto" if run["loss"] == label else run["loss"], {})[run["seed"]] = run["test_accuracy"]
     seeds = set(acc.get("auto", {}))
     return {loss: sum(by_seed[s] for s in seeds) / len(seeds) for loss, by_seed in acc.items()
@@ -133,7 +133,7 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
         lines.append("")
     lines += bench_clean.markdown(bench_clean.comparisons(rows, runs))
     lines += ["## Where JAL wins and where it does not", "", benchmark.verdict_text(benchmark.jal_verdicts(
-        [r for r in rows if single_or_auto(r["loss"]) and r["loss"] != "auto"])), ""]
+        [r for r in rows if bench_clean.is_single(r["loss"])])), ""]
     if grid.notes:
         lines += ["## Reading the table", "", *[f"- {n.strip()}" for n in grid.notes], ""]
     return "\n".join(lines)
