@@ -7,6 +7,10 @@ robust candidate's clean slice accuracy falls below the best robust candidate's.
 read. Identical slices (the same rows, labels and predictions saved under two grid columns) count
 once.
 
+It also checks the rule that CE keeps a tie with CE (`ce_against_robust`): on the same slices, CE's
+regret against the best of all candidates, beside the tie order's first robust loss's. Where the
+slice cannot tell CE from the robust losses, this is the only evidence left for which to keep.
+
 Usage:
     python recipes/auto_tie_order.py                     # writes recipes/results/auto_tie_order.{json,md}
     python recipes/auto_tie_order.py --slices DIR ...    # other folders of *.npz slice files
@@ -29,12 +33,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SLICES = (ROOT / "recipes/results/runs/finetune", ROOT / "recipes/results/auto_slice_check_finetune_slices")
 OUT = ROOT / "recipes/results/auto_tie_order"
+TIE_FIRST = "jal-ce"  # `jal_trainer.auto_decide.TIE_ORDER[0]`, compared with CE
 
 
 def regrets(accuracy: dict[str, float]) -> dict[str, float]:
     """Each candidate's clean accuracy below the best one's, in points."""
     best = max(accuracy.values())
     return {k: round(best - v, 4) for k, v in accuracy.items()}
+
+
+def _edited(candidate: str) -> bool:
+    """A detect-then-retrain candidate (``<loss>+clean``, ``<loss>+relabel``), not a loss."""
+    return candidate.endswith(("+clean", "+relabel"))
 
 
 def clean_accuracies(path: Path) -> tuple[str, dict[str, float]] | None:
@@ -44,27 +54,39 @@ def clean_accuracies(path: Path) -> tuple[str, dict[str, float]] | None:
     if "clean" not in z.files:
         return None
     digest = hashlib.sha1()
-    for key in sorted(k for k in z.files if k not in ("rows", "weak")):  # row numbers differ between columns
+    # Labels and the plain losses' predictions name a slice: row numbers differ between grid columns,
+    # and a slice saved again with a detect-then-retrain candidate added (auto-wide) is the same slice.
+    for key in sorted(k for k in z.files if k in ("noisy", "clean") or k.startswith("p_") and not _edited(k[2:])):
         digest.update(key.encode() + np.ascontiguousarray(z[key]).tobytes())
     clean = z["clean"]
     acc = {k[2:]: float((z[k].astype(np.float32).argmax(1) == clean).mean() * 100) for k in z.files
-           if k.startswith("p_") and k != "p_ce"}
+           if k.startswith("p_")}
     return digest.hexdigest(), acc
 
 
 def collect(folders: list[Path]) -> list[dict]:
     """One row per distinct slice: its file, robust candidates' clean accuracy and regret."""
-    seen, rows = set(), []
+    seen: dict[str, dict] = {}
+    rows = []
     for folder in folders:
         for path in sorted(folder.rglob("*.npz")):
             if "before" in str(path.relative_to(folder)):  # superseded runs: same slices, older code
                 continue
             got = clean_accuracies(path)
-            if got is None or got[0] in seen or len(got[1]) < 2:
+            # Losses only: a `+clean` candidate ties at its loss's place, and would move the reference
+            # (the best robust loss) on the few slices that hold it.
+            robust = {k: v for k, v in (got or ("", {}))[1].items() if k != "ce" and not _edited(k)}
+            if got is None or len(robust) < 2:
                 continue
-            seen.add(got[0])
+            if got[0] in seen:  # the same slice again: add the candidates it did not have
+                row = seen[got[0]]
+                row["clean_accuracy"] = {**robust, **row["clean_accuracy"]}
+                row["regret"] = regrets(row["clean_accuracy"])
+                continue
             name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
-            rows.append({"slice": str(name), "clean_accuracy": got[1], "regret": regrets(got[1])})
+            rows.append({"slice": str(name), "clean_accuracy": robust, "regret": regrets(robust),
+                         "ce_accuracy": got[1].get("ce")})
+            seen[got[0]] = rows[-1]
     return rows
 
 
@@ -79,6 +101,29 @@ def summary(rows: list[dict]) -> list[dict]:
     return sorted(out, key=lambda r: (r["mean_regret"], -r["times_best"]))
 
 
+def ce_against_robust(rows: list[dict], first: str) -> dict | None:
+    """CE's and ``first``'s (the tie order's first robust loss) regret against the best of all candidates,
+    over the slices that also hold CE; None when none does.
+
+    Example:
+        >>> ce_against_robust([{"clean_accuracy": {"jal-ce": 90.0}, "ce_accuracy": 91.0}], "jal-ce")["ce_mean_regret"]
+        0.0
+    """
+    both = [r for r in rows if r.get("ce_accuracy") is not None and first in r["clean_accuracy"]]
+    if not both:
+        return None
+    ce, top = [], []
+    for r in both:
+        best = max(r["ce_accuracy"], *r["clean_accuracy"].values())
+        ce.append(best - r["ce_accuracy"])
+        top.append(best - r["clean_accuracy"][first])
+    return {"slices": len(both), "robust": first, "ce_mean_regret": round(float(np.mean(ce)), 2),
+            "ce_worst_regret": round(float(np.max(ce)), 1), "robust_mean_regret": round(float(np.mean(top)), 2),
+            "robust_worst_regret": round(float(np.max(top)), 1),
+            "ce_better": int(sum(a < b for a, b in zip(ce, top))),
+            "robust_better": int(sum(a > b for a, b in zip(ce, top)))}
+
+
 def markdown(table: list[dict], rows: list[dict], command: str) -> str:
     lines = ["# auto's tie order: robust candidates by their regret on held-out slices' clean labels", "",
              f"Command: `{command}` ({platform.machine()}). {len(rows)} distinct slices (noisy training rows auto "
@@ -87,10 +132,19 @@ def markdown(table: list[dict], rows: list[dict], command: str) -> str:
              "| candidate | slices | mean regret (pt) | worst regret (pt) | times best |", "|---|---|---|---|---|"]
     lines += [f"| {r['candidate']} | {r['slices']} | {r['mean_regret']:.2f} | {r['worst_regret']:.1f} | "
               f"{r['times_best']} |" for r in table]
-    lines += ["", "Tie order (`jal_trainer.auto_decide.TIE_ORDER`): " + ", ".join(r["candidate"] for r in table), "",
+    lines += ["", "Tie order (`jal_trainer.auto_decide.TIE_ORDER`; a `+clean` candidate ties at its "
+              "loss's place): " + ", ".join(r["candidate"] for r in table), ""]
+    versus = ce_against_robust(rows, TIE_FIRST)
+    if versus:
+        lines += [f"CE keeps a tie with CE. On the {versus['slices']} slices that hold CE, regret against the best of "
+                  f"all candidates: CE mean {versus['ce_mean_regret']:.2f} pt (worst {versus['ce_worst_regret']:.1f}), "
+                  f"{versus['robust']} mean {versus['robust_mean_regret']:.2f} pt (worst "
+                  f"{versus['robust_worst_regret']:.1f}); CE better on {versus['ce_better']}, {versus['robust']} on "
+                  f"{versus['robust_better']}, the rest equal.", ""]
+    lines += [
               "| slice | clean slice accuracy (%) |", "|---|---|"]
-    lines += [f"| {r['slice']} | " + ", ".join(f"{k} {v:.1f}" for k, v in r["clean_accuracy"].items()) + " |"
-              for r in rows]
+    lines += [f"| {r['slice']} | " + ("" if r.get("ce_accuracy") is None else f"ce {r['ce_accuracy']:.1f}, ")
+              + ", ".join(f"{k} {v:.1f}" for k, v in r["clean_accuracy"].items()) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -105,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                          "Run a benchmark with loss auto on a set with clean labels first.")
     table = summary(rows)
     command = "python recipes/auto_tie_order.py"
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "summary": table, "slices": rows},
-                                                        indent=1) + "\n")
+    versus = ce_against_robust(rows, TIE_FIRST)
+    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "summary": table,
+                                                         "ce_against_robust": versus, "slices": rows}, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(markdown(table, rows, command))
     print(markdown(table, rows, command).split("\n\n")[2])
     return 0
