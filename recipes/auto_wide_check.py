@@ -144,6 +144,42 @@ def _drops_coin_flips(slice_path: Path) -> bool:
     return bool(run and json.loads(run.read_text()).get("auto", {}).get("coin_flip_rows"))
 
 
+def replayed_runs(runs: list[dict[str, Any]], report: Path = REPORT.with_suffix(".json")) -> list[dict[str, Any]]:
+    """Fine-tuning ``auto-wide`` results that `evaluate`'s replays establish without running them.
+
+    Where a seed's replayed slice gives the wide set the same choice as the defaults, and the
+    benchmark's ``auto`` run at that seed recorded that choice, an ``auto-wide`` run would hold out
+    the same slice and retrain the same loss on the same rows: the same final training (checked on
+    three real pairs, TREC pair-flip seeds 0 and 2 and TREC symmetric seed 0: equal test
+    accuracy). Each such ``auto`` run comes back as an ``auto-wide`` one marked ``replayed_from``;
+    seeds with a real ``auto-wide`` run, no captured slice, or another choice get none.
+
+    Example:
+        >>> row = {"slice": "trec-pairflip0.4-0", "defaults": "gce", "wide": "gce"}
+        >>> run = {"regime": "finetune", "dataset": "trec", "noise_type": "pairflip", "noise_rate": 0.4,
+        ...        "seed": 0, "loss": "auto", "auto": {"chosen": "gce"}, "test_accuracy": 0.75}
+        >>> import tempfile; report = Path(tempfile.mkdtemp()) / "r.json"; _ = report.write_text(json.dumps([row]))
+        >>> [(r["loss"], r["replayed_from"]) for r in replayed_runs([run], report)]
+        [('auto-wide', 'auto')]
+    """
+    if not report.exists():
+        return []
+    same = {r["slice"]: r["defaults"] for r in json.loads(report.read_text()) if r["wide"] == r["defaults"]}
+    real = {_seed_key(r) for r in runs if r.get("regime") == "finetune" and r["loss"] == "auto-wide"}
+    out = []
+    for run in runs:
+        if run.get("regime") != "finetune" or run["loss"] != "auto" or _seed_key(run) in real:
+            continue
+        noise = run["noise_type"] if run["noise_rate"] is None else f"{run['noise_type']}{run['noise_rate']:g}"
+        if same.get(f"{run['dataset']}-{noise}-{run['seed']}") == (run.get("auto") or {}).get("chosen"):
+            out.append({**run, "loss": "auto-wide", "replayed_from": "auto"})
+    return out
+
+
+def _seed_key(run: dict[str, Any]) -> tuple:
+    return run["dataset"], run["noise_type"], run["noise_rate"], run["seed"]
+
+
 def markdown(rows: list[dict[str, Any]], command: str) -> str:
     from auto_slice_capture import platform_line
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import auto_wide_check  # noqa: E402
 import bench_clean  # noqa: E402
 import benchmark  # noqa: E402
 
@@ -50,6 +51,7 @@ def auto_checks(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = 
             means = {**singles, "auto": cell[label]["mean_accuracy"]}
             check = {"auto_label": label, "regime": key[0], "dataset": key[1],
                      "setting": benchmark.column_name(key[2], key[3]), "n_seeds": cell[label]["n_seeds"],
+                     "n_replayed": cell[label].get("n_replayed", 0),
                      **_verdict(means, key[2] in REAL)}
             if runs is not None:
                 check["same_seeds"] = _verdict(_same_seed_means(runs, key, label), key[2] in REAL)
@@ -84,6 +86,20 @@ def _same_seed_means(runs: list[dict[str, Any]], key: tuple, label: str = "auto"
             if seeds and seeds <= set(by_seed)}
 
 
+def _seeds(check: dict[str, Any]) -> str:
+    """``3`` or ``3 (2 replayed)``: how many seeds a bar line stands on, and how many of them are replays."""
+    return f"{check['n_seeds']}" + (f" ({check['n_replayed']} replayed)" if check.get("n_replayed") else "")
+
+
+def mark_replayed(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add ``n_replayed`` to each row that counts replayed runs (`auto_wide_check.replayed_runs`)."""
+    for row in rows:
+        n = sum(1 for r in runs if r.get("replayed_from") and setting(r) == setting(row) and r["loss"] == row["loss"])
+        if n:
+            row["n_replayed"] = n
+    return rows
+
+
 def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
     """What auto (and each auto variant, e.g. ``auto-wide``) chose per setting and label, counted over seeds."""
     out: dict[tuple, Counter] = {}
@@ -97,7 +113,8 @@ def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
 def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[str, Any]], command: str) -> str:
     lines = ["# Noisy text labels in two regimes: frozen-encoder probe and fine-tuning", ""]
     lines += [grid.description.strip(), ""]
-    lines += benchmark.provenance(grid, runs, len(benchmark.expand(grid)), _sessions(), command)
+    real = [r for r in runs if not r.get("replayed_from")]  # replays are no runs: not counted, no wall time
+    lines += benchmark.provenance(grid, real, len(benchmark.expand(grid)), _sessions(), command)
     chosen = choices(runs)
     for regime in dict.fromkeys(r.get("regime") for r in rows):
         lines += [f"## {regime}", ""]
@@ -110,7 +127,11 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
             for key, counts in chosen.items():
                 if key[0] == regime and key[1] == dataset:
                     text = ", ".join(f"{loss} x{n}" for loss, n in counts.most_common())
-                    lines += [f"`{key[4]}` chose ({benchmark.column_name(key[2], key[3])}, over seeds): {text}.", ""]
+                    replayed = sum(1 for r in runs if r.get("replayed_from") and r["loss"] == key[4]
+                                   and setting(r) == key[:4])
+                    note = f" ({replayed} of them replayed: the same choice as `auto`)" if replayed else ""
+                    lines += [f"`{key[4]}` chose ({benchmark.column_name(key[2], key[3])}, over seeds): {text}{note}.",
+                              ""]
     checks = auto_checks(rows, runs)
     if checks:
         lines += ["## `auto` against the issue's bar", "",
@@ -118,7 +139,11 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
                   "single loss - 1.5 pt.", "",
                   "*On auto's seeds*: every loss's mean over only the seeds auto has run (a check that does not "
                   "compare auto's seeds with other seeds). An auto variant (`auto-wide`: auto's defaults plus "
-                  "`jal-ce+clean`) is checked against the same bar, on its own line.", "",
+                  "`jal-ce+clean`, the fine-tuning default since 2026-12-03) is checked against the same bar, on its "
+                  "own line. *replayed*: seeds where `recipes/auto_wide_check.py` replayed the `auto` run's kept slice "
+                  "with `jal-ce+clean` added and the choice stayed the same, so an `auto-wide` run would repeat that "
+                  "`auto` run's final training; its test accuracy is counted as `auto-wide`'s "
+                  "(`auto_wide_check.replayed_runs`).", "",
                   "| regime | data set | setting | auto | CE | best single loss | seeds | passes | on auto's seeds: auto; "
                   "CE; best | passes there |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in checks:
@@ -128,7 +153,7 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
                       f"{'yes' if same['passed'] else 'no'}") if same else "n/a | n/a"
             lines.append(f"| {c['regime']} | {c['dataset']} | {c['setting']} | {c['auto_label']} {c['auto'] * 100:.2f} | "
                          f"{c['ce'] * 100:.2f} | "
-                         f"{c['best'].upper()} {c['best_mean'] * 100:.2f} | {c['n_seeds']} | {'yes' if c['passed'] else 'no'} | "
+                         f"{c['best'].upper()} {c['best_mean'] * 100:.2f} | {_seeds(c)} | {'yes' if c['passed'] else 'no'} | "
                          f"{paired} |")
         lines.append("")
     lines += bench_clean.markdown(bench_clean.comparisons(rows, runs))
@@ -193,14 +218,16 @@ def main(argv: list[str] | None = None) -> int:
     ARGS = parser.parse_args(argv)
     grid = benchmark.load_grid(GRID)
     runs = benchmark.load_runs(ARGS.runs_dir, grid.name)
-    rows = bench_clean.annotate(benchmark.aggregate(runs), runs)
+    runs += auto_wide_check.replayed_runs(runs)
+    rows = mark_replayed(bench_clean.annotate(benchmark.aggregate(runs), runs), runs)
     out = Path(ARGS.out)
     benchmark.write_json(out.with_suffix(".json"), rows)
     command = "python recipes/bench_finetune.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(grid, rows, runs, command).replace("runs/finetune/<dataset>", "runs/finetune/<regime>/<dataset>")
     out.with_suffix(".md").write_text(text)
     plot_curves(runs, grid.losses, out.with_suffix(".png"))
-    print(f"{len(runs)} runs -> {len(rows)} rows: {out}.json, .md, .png")
+    replays = sum(1 for r in runs if r.get("replayed_from"))
+    print(f"{len(runs) - replays} runs and {replays} replays -> {len(rows)} rows: {out}.json, .md, .png")
     return 0
 
 

@@ -95,3 +95,25 @@ def test_auto_is_also_checked_on_its_own_seeds_and_mv_columns_count_as_real() ->
     runs.append(run("finetune", "auto", 1, 0.672, "mv-no-coin-flips"))  # mean 64.6 on seeds 0-1, CE 65.0
     (check,) = bench_finetune.auto_checks(benchmark.aggregate(runs), runs)
     assert not check["same_seeds"]["passed"]  # real noise: CE - 0.3 pt is the floor (CE - 1.5 would pass)
+
+
+def test_replays_stand_in_for_auto_wide_only_where_the_choice_is_the_same(tmp_path: Path) -> None:
+    import json
+
+    import auto_wide_check
+
+    report = tmp_path / "auto_wide_check.json"
+    report.write_text(json.dumps([
+        {"slice": "wrench-trec-majority-vote-0", "defaults": "ce", "wide": "ce"},            # same: replayed
+        {"slice": "wrench-trec-majority-vote-1", "defaults": "ce", "wide": "jal-ce+clean"},  # changed: not
+        {"slice": "wrench-trec-majority-vote-2", "defaults": "ce", "wide": "ce"},            # real run exists
+        {"slice": "wrench-trec-majority-vote-3", "defaults": "gce", "wide": "gce"}]))       # run chose otherwise
+    runs = [{**run("finetune", "auto", s, 0.6 + s / 100), "auto": {"chosen": "ce"}} for s in range(4)]
+    runs += [run("finetune", "auto-wide", 2, 0.9), run("probe", "auto", 0, 0.5)]
+    replayed = auto_wide_check.replayed_runs(runs, report)
+    assert [(r["seed"], r["loss"], r["test_accuracy"]) for r in replayed] == [(0, "auto-wide", 0.6)]
+    rows = bench_finetune.mark_replayed(benchmark.aggregate(runs + replayed), runs + replayed)
+    wide = next(r for r in rows if r["loss"] == "auto-wide")
+    assert wide["n_seeds"] == 2 and wide["n_replayed"] == 1
+    assert "n_replayed" not in next(r for r in rows if r["loss"] == "auto" and r["regime"] == "finetune")
+    assert auto_wide_check.replayed_runs(runs, tmp_path / "none.json") == []  # no replays yet: nothing added
