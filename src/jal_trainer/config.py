@@ -85,7 +85,8 @@ class JALConfig(TrainingArguments):
         default=None,
         metadata={"help": "loss_type auto: the losses to try (spaces or commas between them), each a name or "
                           "name@preset, optionally +clean (detect, then retrain: e.g. ce+clean) (default: ce, gce, "
-                          "sce, nce+rce, jal-ce; CE is always added)."},
+                          "sce, nce+rce, jal-ce, and jal-ce+clean when a recipe fine-tunes a pretrained text "
+                          "encoder end to end; CE is always added)."},
     )
     auto_budget: float | None = field(
         default=None,

@@ -1,4 +1,5 @@
-"""Defaults that depend on the model a recipe trains: the loss preset, and a frozen encoder's schedule.
+"""Defaults that depend on the model a recipe trains: the loss preset, ``auto``'s candidates, and a
+frozen encoder's schedule.
 
 `TrainingArguments`' defaults (learning rate 5e-5, 3 epochs) suit fine-tuning a pretrained
 encoder. A frozen encoder (``freeze_encoder: true``) trains only a linear head on cached sentence
@@ -48,6 +49,33 @@ def default_preset(model: ModelArguments, args: JALConfig) -> JALConfig:
     return args
 
 
+def default_candidates(model: ModelArguments, args: JALConfig) -> JALConfig:
+    """``loss_type: auto`` fine-tuning a pretrained text encoder end to end, with no ``auto_candidates``,
+    gets `jal_trainer.auto.FINETUNE_CANDIDATES` (the defaults plus ``jal-ce+clean``).
+
+    The evidence is in `FINETUNE_CANDIDATES`' comment. A frozen encoder (the probe), a vision model
+    trained from scratch, or a recipe that names its candidates keeps what it has.
+
+    Example:
+        >>> from jal_trainer import JALConfig
+        >>> from jal_trainer.arguments import ModelArguments
+        >>> default_candidates(ModelArguments(model="m"), JALConfig(output_dir="o", loss_type="auto")).auto_candidates
+        ['ce', 'gce', 'sce', 'nce+rce', 'jal-ce', 'jal-ce+clean']
+        >>> print(default_candidates(ModelArguments(model="m", freeze_encoder=True),
+        ...                          JALConfig(output_dir="o", loss_type="auto")).auto_candidates)
+        None
+    """
+    from jal_trainer.auto import AUTO, FINETUNE_CANDIDATES, check_auto_settings
+
+    if args.loss_type != AUTO or args.auto_candidates or model.freeze_encoder or model.model in VISION_MODELS:
+        return args
+    args.auto_candidates = list(FINETUNE_CANDIDATES)
+    check_auto_settings(args)  # the budget, if one is set, must still cover a training
+    logger.info(f"loss_type auto fine-tuning a pretrained encoder: candidates {', '.join(FINETUNE_CANDIDATES)} "
+                "(set auto_candidates to choose others).")
+    return args
+
+
 def probe_defaults(model: ModelArguments, args: JALConfig) -> JALConfig:
     """A frozen encoder's head gets the probe schedule wherever ``args`` still holds `TrainingArguments`' default.
 
@@ -70,4 +98,4 @@ def probe_defaults(model: ModelArguments, args: JALConfig) -> JALConfig:
     return args
 
 
-__all__ = ["PROBE_SCHEDULE", "default_preset", "probe_defaults"]
+__all__ = ["PROBE_SCHEDULE", "default_candidates", "default_preset", "probe_defaults"]

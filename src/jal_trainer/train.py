@@ -28,7 +28,8 @@ from jal_trainer.metrics import compute_metrics_fn
 from jal_trainer.noisy_datasets import noise_report
 # package_versions and _jsonable stay importable from here (scripts and modules written before the split)
 from jal_trainer.label_issue_files import write_label_issues  # noqa: F401  (re-exported)
-from jal_trainer.run_defaults import default_preset, probe_defaults  # noqa: F401  (default_preset re-exported)
+# default_preset is re-exported (jal_trainer.train.default_preset)
+from jal_trainer.run_defaults import default_candidates, default_preset, probe_defaults  # noqa: F401
 from jal_trainer.run_outputs import _jsonable, package_versions, write_run  # noqa: F401
 from jal_trainer.trainer import JALTrainer
 
@@ -65,7 +66,7 @@ def run(data_args: DataArguments, model_args: ModelArguments, args: JALConfig, *
         return run_token(data_args, model_args, default_preset(model_args, args))
     _check_before_loading(data_args, model_args)
     resume = prepare_output_dir(args, model_args.model)
-    args = probe_defaults(model_args, default_preset(model_args, args))
+    args = probe_defaults(model_args, default_candidates(model_args, default_preset(model_args, args)))
     set_seed(args.seed)
     # choosing a checkpoint by evaluation must not look at the test split: hold out validation rows
     dataset = load_data(data_args, need_validation=args.load_best_model_at_end)
