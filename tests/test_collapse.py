@@ -67,3 +67,12 @@ def test_message_thresholds() -> None:
     assert collapse_message(np.array([95, 3, 2]), np.array([40, 30, 30]), "ce") is not None
     assert collapse_message(np.array([94, 4, 2]), np.array([40, 30, 30]), "ce") is None
     assert collapse_message(np.array([10, 0]), np.array([5, 5]), "ce") is None  # too few rows to say
+
+
+def test_the_message_names_parameters_only_for_a_loss_that_has_them() -> None:
+    counts, labels = np.array([100, 0]), np.array([50, 50])
+    assert "AMSE a dominates" in collapse_message(counts, labels, "jal-ce (alpha 1, beta 1, a 30)")
+    assert "loss's parameters (nce+rce" in collapse_message(counts, labels, "nce+rce (alpha 1, beta 1)")
+    assert "AMSE" not in collapse_message(counts, labels, "nce+rce (alpha 1, beta 1)")
+    ce = collapse_message(counts, labels, "ce")
+    assert "parameters" not in ce and "too few epochs" in ce

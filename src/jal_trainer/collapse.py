@@ -49,12 +49,29 @@ def collapse_message(predicted: np.ndarray, labels: np.ndarray, loss: str, *, sh
         return None
     return (
         f"The model predicts class {top} for {top_share:.1%} of the {total} {split} rows (that class is "
-        f"{label_share:.1%} of their labels): it has collapsed to one class. Likely causes: the loss's parameters "
-        f"({loss}; with AdamW a large AMSE a dominates the gradient: try loss_preset='finetune' or "
-        "loss_type='auto'), too few epochs for a bounded loss to leave the constant prediction (train longer or "
-        "raise the learning rate), or label noise that is not clean-label dominant (most labels of a class are "
-        "another class: see noise_report.json), where no robust loss can recover the classes."
+        f"{label_share:.1%} of their labels): it has collapsed to one class. Likely causes: {_parameter_cause(loss)}"
+        "too few epochs for the model to leave the constant prediction (train longer or raise the learning rate; "
+        "early in fine-tuning this passes), or label noise that is not clean-label dominant (most labels of a "
+        "class are another class: see noise_report.json), where no robust loss can recover the classes."
     )
+
+
+#: Losses without a parameter that can pin the model to the constant prediction (CE, focal loss).
+_UNBOUNDED = ("ce", "focal")
+
+
+def _parameter_cause(loss: str) -> str:
+    """The loss's parameters as a cause, worded for its family ('' for CE and focal loss).
+
+    Example:
+        >>> _parameter_cause("ce")
+        ''
+    """
+    name = loss.split(" ")[0].lower()
+    if name in _UNBOUNDED:
+        return ""
+    amse = "with AdamW a large AMSE a dominates the gradient: " if "jal" in name or name == "amse" else ""
+    return f"the loss's parameters ({loss}; {amse}try loss_preset='finetune' or loss_type='auto'), "
 
 
 def describe_loss(loss: object) -> str:
