@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -92,9 +93,13 @@ def replay(path: Path) -> dict[str, Any]:
 
     z = np.load(path)
     seed = int(path.stem.rsplit("-", 1)[1])
+    # Labels and predictions name a slice: a grid column that trains on the same rows (sms and youtube
+    # without coin flips, which auto leaves out itself) numbers them differently but is the same evidence.
+    digest = hashlib.sha1(b"".join(np.ascontiguousarray(z[k]).tobytes() for k in sorted(z.files) if k != "rows"))
     probs = {c: z[f"p_{c}"].astype(np.float32) for c in [*DEFAULTS, NEW] if f"p_{c}" in z.files}
     clean = {c: round(float((p.argmax(1) == z["clean"]).mean() * 100), 1) for c, p in probs.items()}
-    out = {"slice": path.stem, "rows": int(len(z["noisy"])), "clean_slice_accuracy": clean}
+    out = {"slice": path.stem, "rows": int(len(z["noisy"])), "content": digest.hexdigest()[:12],
+           "clean_slice_accuracy": clean}
     for name, labels in (("defaults", DEFAULTS), ("wide", [*DEFAULTS, NEW])):
         chosen = decide(parse_candidates(labels, "finetune"), {c: probs[c] for c in labels}, {}, z["noisy"],
                         {"seed": seed})
@@ -200,9 +205,12 @@ def markdown(rows: list[dict[str, Any]], command: str) -> str:
         lines.append(f"| {r['slice']} | {r['rows']} | {acc} | {r['defaults']} | {r['wide']} | "
                      f"{t['defaults'] if t['defaults'] is not None else 'n/a'} | "
                      f"{t['wide'] if t['wide'] is not None else 'n/a'} |")
-    changed = [r for r in rows if r["defaults"] != r["wide"]]
+    distinct = list({r["content"]: r for r in rows}.values())
+    changed = [r for r in distinct if r["defaults"] != r["wide"]]
     gains = [r["clean_slice_accuracy"][r["wide"]] - r["clean_slice_accuracy"][r["defaults"]] for r in changed]
-    lines += ["", f"The choice changes on {len(changed)} of {len(rows)} slices"
+    repeats = len(rows) - len(distinct)
+    same = f" ({repeats} slices repeat another's content: counted once)" if repeats else ""
+    lines += ["", f"The choice changes on {len(changed)} of {len(distinct)} distinct slices{same}"
               + (f"; clean slice accuracy of the new choice minus the old: {', '.join(f'{g:+.1f}' for g in gains)} pt."
                  if changed else ".")]
     return "\n".join(lines) + "\n"
