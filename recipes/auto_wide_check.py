@@ -155,8 +155,8 @@ def replayed_runs(runs: list[dict[str, Any]], report: Path = REPORT.with_suffix(
     Where a seed's replayed slice gives the wide set the same choice as the defaults, and the
     benchmark's ``auto`` run at that seed recorded that choice, an ``auto-wide`` run would hold out
     the same slice and retrain the same loss on the same rows: the same final training (checked on
-    three real pairs, TREC pair-flip seeds 0 and 2 and TREC symmetric seed 0: equal test
-    accuracy). Each such ``auto`` run comes back as an ``auto-wide`` one marked ``replayed_from``;
+    five real pairs, TREC pair-flip seeds 0 and 2, TREC symmetric seed 0, WRENCH trec and chemprot
+    seed 0: equal test accuracy). Each such ``auto`` run comes back as an ``auto-wide`` one marked ``replayed_from``;
     seeds with a real ``auto-wide`` run, no captured slice, or another choice get none.
 
     Example:
