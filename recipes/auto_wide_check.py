@@ -156,8 +156,8 @@ def replayed_runs(runs: list[dict[str, Any]], report: Path = REPORT.with_suffix(
     benchmark's ``auto`` run at that seed recorded that choice, an ``auto-wide`` run would hold out
     the same slice and retrain the same loss on the same rows: the same final training (checked on
     five real pairs, TREC pair-flip seeds 0 and 2, TREC symmetric seed 0, WRENCH trec and chemprot
-    seed 0: equal test accuracy). Each such ``auto`` run comes back as an ``auto-wide`` one marked ``replayed_from``;
-    seeds with a real ``auto-wide`` run, no captured slice, or another choice get none.
+    seed 0: equal test accuracy). Each such ``auto`` run comes back as an ``auto-wide`` one marked
+    ``replayed_from``; seeds with a real ``auto-wide`` run, no captured slice, or another choice get none.
 
     Example:
         >>> row = {"slice": "trec-pairflip0.4-0", "defaults": "gce", "wide": "gce"}
