@@ -27,6 +27,7 @@ import hashlib
 import json
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,15 +54,29 @@ def clean_accuracies(path: Path) -> tuple[str, dict[str, float]] | None:
     z = np.load(path)
     if "clean" not in z.files:
         return None
-    digest = hashlib.sha1()
-    # Labels and the plain losses' predictions name a slice: row numbers differ between grid columns,
-    # and a slice saved again with a detect-then-retrain candidate added (auto-wide) is the same slice.
-    for key in sorted(k for k in z.files if k in ("noisy", "clean") or k.startswith("p_") and not _edited(k[2:])):
-        digest.update(key.encode() + np.ascontiguousarray(z[key]).tobytes())
+    # Labels and the plain losses' predictions name a slice: a slice saved again with a
+    # detect-then-retrain candidate added (auto-wide) is the same slice.
+    named = [k for k in z.files if k in ("noisy", "clean") or k.startswith("p_") and not _edited(k[2:])]
+    digest = slice_digest(z, named)
     clean = z["clean"]
     acc = {k[2:]: float((z[k].astype(np.float32).argmax(1) == clean).mean() * 100) for k in z.files
            if k.startswith("p_")}
-    return digest.hexdigest(), acc
+    return digest, acc
+
+
+def slice_digest(z: Any, keys: list[str]) -> str:
+    """A digest of the arrays ``keys`` of a loaded slice file ``z``, by name. Row numbers (``rows``) are
+    best left out: grid columns that train on the same rows number them differently.
+
+    Example:
+        >>> a = {"noisy": np.arange(3), "rows": np.arange(3)}
+        >>> slice_digest(a, ["noisy"]) == slice_digest({**a, "rows": np.arange(3) + 7}, ["noisy"])
+        True
+    """
+    digest = hashlib.sha1()
+    for key in sorted(keys):
+        digest.update(key.encode() + np.ascontiguousarray(z[key]).tobytes())
+    return digest.hexdigest()
 
 
 def collect(folders: list[Path]) -> list[dict]:

@@ -19,7 +19,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -88,6 +87,7 @@ def capture_one(saved_path: Path, out: Path) -> Path:
 
 def replay(path: Path) -> dict[str, Any]:
     """Choices with the defaults and with ``jal-ce+clean`` added, and every candidate's clean slice accuracy."""
+    from auto_tie_order import slice_digest
     from jal_trainer.auto import parse_candidates
     from jal_trainer.auto_decide import decide
 
@@ -95,10 +95,10 @@ def replay(path: Path) -> dict[str, Any]:
     seed = int(path.stem.rsplit("-", 1)[1])
     # Labels and predictions name a slice: a grid column that trains on the same rows (sms and youtube
     # without coin flips, which auto leaves out itself) numbers them differently but is the same evidence.
-    digest = hashlib.sha1(b"".join(np.ascontiguousarray(z[k]).tobytes() for k in sorted(z.files) if k != "rows"))
+    digest = slice_digest(z, [k for k in z.files if k != "rows"])
     probs = {c: z[f"p_{c}"].astype(np.float32) for c in [*DEFAULTS, NEW] if f"p_{c}" in z.files}
     clean = {c: round(float((p.argmax(1) == z["clean"]).mean() * 100), 1) for c, p in probs.items()}
-    out = {"slice": path.stem, "rows": int(len(z["noisy"])), "content": digest.hexdigest()[:12],
+    out = {"slice": path.stem, "rows": int(len(z["noisy"])), "content": digest[:12],
            "clean_slice_accuracy": clean}
     for name, labels in (("defaults", DEFAULTS), ("wide", [*DEFAULTS, NEW])):
         chosen = decide(parse_candidates(labels, "finetune"), {c: probs[c] for c in labels}, {}, z["noisy"],

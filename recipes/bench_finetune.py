@@ -59,11 +59,6 @@ def auto_checks(rows: list[dict[str, Any]], runs: list[dict[str, Any]] | None = 
     return out
 
 
-def single_or_auto(loss: str) -> bool:
-    """Whether ``loss`` enters the bar: ``auto`` or a single loss (not detect-then-retrain, not an auto variant)."""
-    return loss == "auto" or bench_clean.is_single(loss)
-
-
 def _verdict(means: dict[str, float], real: bool) -> dict[str, Any]:
     """auto, CE and the best single loss of ``means`` (loss -> mean accuracy), and whether auto passes."""
     if "auto" not in means or "ce" not in means:
@@ -116,6 +111,7 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
     real = [r for r in runs if not r.get("replayed_from")]  # replays are no runs: not counted, no wall time
     lines += benchmark.provenance(grid, real, len(benchmark.expand(grid)), _sessions(), command)
     chosen = choices(runs)
+    replayed = {(*setting(r), r["loss"]): r.get("n_replayed", 0) for r in rows}
     for regime in dict.fromkeys(r.get("regime") for r in rows):
         lines += [f"## {regime}", ""]
         for dataset in dict.fromkeys(r["dataset"] for r in rows if r.get("regime") == regime):
@@ -127,9 +123,8 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
             for key, counts in chosen.items():
                 if key[0] == regime and key[1] == dataset:
                     text = ", ".join(f"{loss} x{n}" for loss, n in counts.most_common())
-                    replayed = sum(1 for r in runs if r.get("replayed_from") and r["loss"] == key[4]
-                                   and setting(r) == key[:4])
-                    note = f" ({replayed} of them replayed: the same choice as `auto`)" if replayed else ""
+                    n = replayed.get(key, 0)
+                    note = f" ({n} of them replayed: the same choice as `auto`)" if n else ""
                     lines += [f"`{key[4]}` chose ({benchmark.column_name(key[2], key[3])}, over seeds): {text}{note}.",
                               ""]
     checks = auto_checks(rows, runs)

@@ -8,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "recipes"))
 
+import bench_clean  # noqa: E402
 import bench_finetune  # noqa: E402
 import benchmark  # noqa: E402
 
@@ -57,7 +58,7 @@ def test_an_auto_variant_is_neither_auto_nor_the_best_single_loss() -> None:
     assert auto["auto_label"] == "auto" and auto["best"] == "ce" and auto["passed"]  # auto-wide does not raise the bar
     assert wide["auto_label"] == "auto-wide" and wide["auto"] == 0.90 and wide["best"] == "ce"
     assert wide["same_seeds"]["auto"] == 0.90  # checked on its own seeds as auto is
-    assert not bench_finetune.single_or_auto("auto-wide") and bench_finetune.single_or_auto("auto")
+    assert not bench_clean.is_single("auto-wide") and not bench_clean.is_single("auto")
 
 
 def test_gpu_runs_are_counted_apart_from_cpu_runs() -> None:
