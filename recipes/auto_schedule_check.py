@@ -14,7 +14,8 @@ Usage (the "epochs" captures come from ``auto_slice_check.py capture --out CAPTU
     $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture full trec-pairflip 0 1 2 --out /tmp/modes
     $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture rows trec-pairflip 0 1 2 --out /tmp/modes
     $ python recipes/auto_schedule_check.py evaluate --out /tmp/modes --captures CAPTURES
-    $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture lr trec-pairflip 1 2 --regime finetune --out /tmp/ft
+    $ OMP_NUM_THREADS=1 python recipes/auto_schedule_check.py capture lr trec-pairflip 1 2 --regime finetune \\
+          --out /tmp/ft
 """
 import sys
 from pathlib import Path

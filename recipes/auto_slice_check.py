@@ -39,7 +39,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from auto_slice_capture import CANDIDATES, CAPTURED, CLEAN, CANDIDATE_SETS, SETS  # noqa: E402
-from auto_slice_capture import capture, capture_finetune, platform_line  # noqa: E402,F401 (capture: auto_schedule_check)
+from auto_slice_capture import (  # noqa: E402,F401 (capture: auto_schedule_check)
+    capture, capture_finetune, platform_line)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "recipes" / "results" / "auto_slice_check"
@@ -198,7 +199,8 @@ def test_accuracies(runs: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def report(rows: list[dict[str, Any]], regime: str, command: str, tests: dict[str, dict[str, float]] | None = None) -> str:
+def report(rows: list[dict[str, Any]], regime: str, command: str,
+           tests: dict[str, dict[str, float]] | None = None) -> str:
     """Markdown: one line per rule variant (worst and mean regret), then the shipped estimator's choices per slice."""
     import jal_trainer.auto as auto
     import jal_trainer.auto_decide as rule
@@ -255,7 +257,8 @@ def main() -> None:
     cap.add_argument("--bf16", action="store_true", help="finetune: bf16 autocast (only where the CPU has it natively)")
     ev = sub.add_parser("evaluate")
     ev.add_argument("--captures", type=Path, help="this script's captures (probe regime)")
-    ev.add_argument("--runs", type=Path, help="a benchmark runs tree with auto-seed*.slice.npz (e.g. the fine-tuning runs)")
+    ev.add_argument("--runs", type=Path,
+                    help="a benchmark runs tree with auto-seed*.slice.npz (e.g. the fine-tuning runs)")
     ev.add_argument("--out", type=Path, default=OUT, help="output stem: writes <out>.json and <out>.md")
     ev.add_argument("--regime", choices=("probe", "finetune"), default=None,
                     help="the regime the slices come from (default: probe for --captures, finetune for --runs)")

@@ -139,16 +139,19 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
                   "with `jal-ce+clean` added and the choice stayed the same, so an `auto-wide` run would repeat that "
                   "`auto` run's final training; its test accuracy is counted as `auto-wide`'s "
                   "(`auto_wide_check.replayed_runs`).", "",
-                  "| regime | data set | setting | auto | CE | best single loss | seeds | passes | on auto's seeds: auto; "
+                  "| regime | data set | setting | auto | CE | best single loss | seeds | passes | "
+                  "on auto's seeds: auto; "
                   "CE; best | passes there |", "|---|---|---|---|---|---|---|---|---|---|"]
         for c in checks:
             same = c.get("same_seeds") or {}
             paired = (f"{same['auto'] * 100:.2f}; {same['ce'] * 100:.2f}; {same['best'].upper()} "
                       f"{same['best_mean'] * 100:.2f} | "
                       f"{'yes' if same['passed'] else 'no'}") if same else "n/a | n/a"
-            lines.append(f"| {c['regime']} | {c['dataset']} | {c['setting']} | {c['auto_label']} {c['auto'] * 100:.2f} | "
+            lines.append(f"| {c['regime']} | {c['dataset']} | {c['setting']} | "
+                         f"{c['auto_label']} {c['auto'] * 100:.2f} | "
                          f"{c['ce'] * 100:.2f} | "
-                         f"{c['best'].upper()} {c['best_mean'] * 100:.2f} | {_seeds(c)} | {'yes' if c['passed'] else 'no'} | "
+                         f"{c['best'].upper()} {c['best_mean'] * 100:.2f} | {_seeds(c)} | "
+                         f"{'yes' if c['passed'] else 'no'} | "
                          f"{paired} |")
         lines.append("")
     lines += bench_clean.markdown(bench_clean.comparisons(rows, runs))

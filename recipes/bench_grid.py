@@ -93,7 +93,8 @@ def load_grid(path: str | os.PathLike[str]) -> Grid:
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"Grid file {os.fspath(path)!r} does not exist. Pass a YAML file such as recipes/grids/cpu.yaml.")
+        raise ValueError(f"Grid file {os.fspath(path)!r} does not exist. "
+                         "Pass a YAML file such as recipes/grids/cpu.yaml.")
     raw = yaml.safe_load(path.read_text()) or {}
     for key in ("name", "seeds", "losses", "datasets"):
         if not raw.get(key):

@@ -154,8 +154,8 @@ def fit(task: Task, loss: dict[str, Any], train: Any, out: str, *, seed: int, pa
         output_dir=out, num_train_epochs=epochs or cfg["epochs"], per_device_train_batch_size=cfg["batch"],
         per_device_eval_batch_size=512, learning_rate=cfg["lr"], optim="adamw_torch", weight_decay=0.0,
         lr_scheduler_type="cosine", max_grad_norm=5.0, eval_strategy="epoch" if watch else "no",
-        save_strategy="no", logging_strategy="no", log_level="error", report_to=[], use_cpu=True, seed=seed, disable_tqdm=True,
-        dataloader_num_workers=0, remove_unused_columns=task.settings["kind"] == "text", **loss,
+        save_strategy="no", logging_strategy="no", log_level="error", report_to=[], use_cpu=True, seed=seed,
+        disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=task.settings["kind"] == "text", **loss,
     )
     wrapped = task.wrap(train)
     callback = TimedMemorisation(wrapped, plot=False, save_probabilities=False) if passes else None

@@ -63,10 +63,12 @@ NOTES: list[str] = [
     "costs it on sms (0.829 -> 0.763, still above cleanlab's 0.678) and CIFAR-10N (0.671 -> 0.653).",
     "The noise margin's power (how much of the class's noise rate divides the margin) is a choice made on these "
     "sets: 0 ranks chemprot best (0.755) and CIFAR-10N worst (0.624), 1 the reverse (0.740, 0.664); no power "
-    "passes all six (0, 0.5 and 0.75 fail CIFAR-10N; 1 fails chemprot and, by 0.001, CIFAR-10N). The flag margin (the flagged fraction "
+    "passes all six (0, 0.5 and 0.75 fail CIFAR-10N; 1 fails chemprot and, by 0.001, CIFAR-10N). "
+    "The flag margin (the flagged fraction "
     "instead of confident learning's estimate) ranks sms best (0.904) but trec below the CE rule (0.586).",
     "Tried on the first seed only, not in the tables (exploration, same models): 2-fold cross-fitted CE and JAL-CE "
-    "probabilities (each half trained once, about one training) rank trec no better than one CE training (AUPRC 0.58-0.65) and lose "
+    "probabilities (each half trained once, about one training) rank trec no better than one CE training "
+    "(AUPRC 0.58-0.65) and lose "
     "F1 on trec-sym0.4; dropping the epochs whose predictions put 95% of rows in one class (JAL-CE's first "
     "epochs on trec) lifts trec a little (flag margin 0.594 -> 0.621); the raw self-confidence `1 - p[given]` "
     "ranks chemprot well (0.758) and trec below chance (0.46).",

@@ -156,7 +156,8 @@ def aggregate(opts: argparse.Namespace) -> None:
     meta = {"command": ("OMP_NUM_THREADS=1 python recipes/bench_ner.py run --train-subset "
                         f"{settings.get('train_subset')} --test-subset {settings.get('test_subset')} --epochs "
                         f"{settings.get('num_train_epochs')}"),
-            "hardware": f"shared CPU ({os.cpu_count()} cores visible), single-threaded runs, two at a time (two workers)",
+            "hardware": f"shared CPU ({os.cpu_count()} cores visible), single-threaded runs, "
+                        "two at a time (two workers)",
             "platform": platform.platform(), "python": platform.python_version(),
             "protocol": first.get("argv"), "num_runs": len(records),
             "model": "all-MiniLM-L6-v2 (uncased)", "metric": "seqeval entity F1 (micro) on the clean test subset"}

@@ -121,7 +121,8 @@ def run(opts: argparse.Namespace) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2))
         print(f"{variant} {loss}: F1 {record['test_f1']:.4f} (table {record['reference_test_f1']}); token AUROC "
-              f"final {record['final_model']['token_auroc']:.3f} -> epoch mean {record['epoch_mean']['token_auroc']:.3f}"
+              f"final {record['final_model']['token_auroc']:.3f} -> "
+              f"epoch mean {record['epoch_mean']['token_auroc']:.3f}"
               f" ({record['seconds']} s)", flush=True)
 
 

@@ -64,7 +64,8 @@ def run(cells: list[str], seed: int, epochs: int) -> None:
         record = one_run(variant, loss, seed, epochs)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=2))
-        print(f"{variant} {loss} seed {seed}: F1 {record['final_f1']:.4f} after {epochs} epochs ({record['seconds']} s)",
+        print(f"{variant} {loss} seed {seed}: F1 {record['final_f1']:.4f} after {epochs} epochs "
+              f"({record['seconds']} s)",
               flush=True)
 
 

@@ -33,7 +33,8 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Example:
         >>> aggregate([{"dataset": "d", "noise_type": "symmetric", "noise_rate": 0.2, "loss": "ce",
-        ...             "seed": s, "test_accuracy": acc, "seconds": 1.0} for s, acc in [(0, 0.5), (1, 0.7)]])[0]["std_accuracy"]
+        ...             "seed": s, "test_accuracy": acc, "seconds": 1.0}
+        ...            for s, acc in [(0, 0.5), (1, 0.7)]])[0]["std_accuracy"]
         0.1414
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
@@ -47,7 +48,8 @@ def aggregate(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         std = math.sqrt(sum((a - mean) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
         realised = [m["realised_noise_rate"] for m in members if m.get("realised_noise_rate") is not None]
         rows.append({
-            **({"regime": regime} if regime else {}), "dataset": dataset, "noise_type": noise_type, "noise_rate": rate, "loss": loss, "n_seeds": len(accs),
+            **({"regime": regime} if regime else {}), "dataset": dataset, "noise_type": noise_type, "noise_rate": rate,
+            "loss": loss, "n_seeds": len(accs),
             "mean_accuracy": round(mean, 4), "std_accuracy": round(std, 4),
             "realised_noise_rate": round(sum(realised) / len(realised), 4) if realised else None,
             "mean_seconds": round(sum(m.get("seconds", 0.0) for m in members) / len(members), 1),
@@ -133,7 +135,8 @@ def jal_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             b = max(base, key=lambda r: r["mean_accuracy"])
             gap = j["mean_accuracy"] - b["mean_accuracy"]
             ce = next((r["mean_accuracy"] for r in cell if r["loss"] == "ce"), None)
-            out.append({"dataset": dataset, "setting": column_name(*col), "jal": j["loss"], "jal_mean": j["mean_accuracy"],
+            out.append({"dataset": dataset, "setting": column_name(*col), "jal": j["loss"],
+                        "jal_mean": j["mean_accuracy"],
                         "ce_mean": ce,
                         "baseline": b["loss"], "baseline_mean": b["mean_accuracy"], "gap": gap,
                         # One seed has no spread to compare the gap with: never call it clear.
@@ -210,7 +213,8 @@ def plot(rows: list[dict[str, Any]], losses: list[str], path: str | os.PathLike[
         ax = fig.add_subplot(grid[-1, :])
         width = 0.8 / len(losses)
         for i, loss in enumerate(losses):
-            vals = [next((r for r in rows if (r["dataset"], r["noise_type"], r["noise_rate"]) == c and r["loss"] == loss),
+            vals = [next((r for r in rows
+                          if (r["dataset"], r["noise_type"], r["noise_rate"]) == c and r["loss"] == loss),
                          None) for c in other]
             xs = [k + (i - (len(losses) - 1) / 2) * width for k, v in enumerate(vals) if v]
             ax.bar(xs, [v["mean_accuracy"] * 100 for v in vals if v], width,
@@ -263,7 +267,8 @@ def hardware() -> dict[str, Any]:
     model = platform.processor() or "unknown"
     try:
         out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")), model)
+        model = next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name")),
+                     model)
     except OSError:  # no lscpu (macOS, Windows): fall back to platform's answer
         pass
     return {"cpu": model, "cores": os.cpu_count(), "gpu": _gpu_name(), "os": platform.platform()}
@@ -329,7 +334,8 @@ def provenance(grid: Grid, runs: list[dict[str, Any]], expected: int, sessions: 
         (f"- Wall time of the grid: {wall / 60:.1f} min over {len(sessions)} session(s) "
          f"({', '.join(str(s.get('workers')) + 'x' + str(s.get('threads')) for s in sessions)} workers x threads); "
          f"mean seconds per run: {costs}."),
-        "- Each run's full argv, realised noise and time: `recipes/results/runs/" + grid.name + "/<dataset>/<noise>/<loss>-seed<s>.json`.",
+        "- Each run's full argv, realised noise and time: `recipes/results/runs/" + grid.name
+        + "/<dataset>/<noise>/<loss>-seed<s>.json`.",
         "",
     ]
     return lines

@@ -227,8 +227,10 @@ def write(results: dict[str, dict[str, Any]], args: argparse.Namespace, device: 
     tag = tag if args.images == "cifar10" else f"{tag}_{args.images}"
     (out / f"vision_step_{tag}.json").write_text(json.dumps(payload, indent=2))
     lines = [f"# One {args.images} training step: JALTrainer against a bare PyTorch loop ({tag})", "",
-             f"Command: `python recipes/bench_vision_step.py {' '.join(sys.argv[1:])}`; 8-layer CNN ({args.images}), batch "
-             f"{args.batch_size}, JAL-CE (cifar10 preset, float32) + L1 5e-5, SGD momentum 0.9, clipping 5, crop + flip "
+             f"Command: `python recipes/bench_vision_step.py {' '.join(sys.argv[1:])}`; "
+             f"8-layer CNN ({args.images}), batch "
+             f"{args.batch_size}, JAL-CE (cifar10 preset, float32) + L1 5e-5, "
+             "SGD momentum 0.9, clipping 5, crop + flip "
              f"on the device; median of {args.repeats} blocks of {args.steps} steps after a warm-up; "
              f"{payload['device']}, {args.threads} torch thread(s); torch {payload['versions']['torch']}, "
              f"transformers {payload['versions']['transformers']}.", "",

@@ -269,8 +269,8 @@ def select(specs: list[RunSpec], losses: Iterable[str] | None, seeds: Iterable[i
     """The cells of ``specs`` with one of ``losses`` and one of ``seeds`` (None: all): a slice of a big grid.
 
     Example:
-        >>> grid = Grid("g", [0, 1], ["ce", "gce"], [{"name": "d", "config": "r.yaml", "noise": [{"noise_type": "symmetric",
-        ...     "noise_rate": 0.2}]}])
+        >>> grid = Grid("g", [0, 1], ["ce", "gce"], [{"name": "d", "config": "r.yaml",
+        ...     "noise": [{"noise_type": "symmetric", "noise_rate": 0.2}]}])
         >>> [(s.loss, s.seed) for s in select(expand(grid), ["gce"], [1])]
         [('gce', 1)]
     """

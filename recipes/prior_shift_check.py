@@ -14,7 +14,7 @@ by 3.4 pt (2.3 pt as measured), so the miss comes from the candidates' short sch
 (`recipes/results/auto_schedule_check.md`).
 
 Usage:
-    OMP_NUM_THREADS=1 python recipes/prior_shift_check.py            # writes recipes/results/prior_shift_check.{json,md}
+    OMP_NUM_THREADS=1 python recipes/prior_shift_check.py  # writes recipes/results/prior_shift_check.{json,md}
 
 Example:
     >>> reweighted(np.array([1.0, 0.5]), np.array([0.25, 0.75]))

@@ -52,7 +52,8 @@ PARAMS: dict[str, dict[str, float]] = {
 
 
 
-def combination_terms(name: str, z: torch.Tensor, y: torch.Tensor, prm: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+def combination_terms(name: str, z: torch.Tensor, y: torch.Tensor,
+                      prm: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample ``(active, passive)`` of a combination, unweighted, from the table."""
     active_name, passive_name = {
         "sce": ("ce", "rce"), "nce+mae": ("nce", "mae1"), "nce+rce": ("nce", "rce"),

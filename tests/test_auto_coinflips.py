@@ -19,7 +19,8 @@ from test_auto import MLP, auto_args, blobs
 pytest.importorskip("optuna")
 
 
-def with_votes(ds: Dataset, seed: int, uncovered: float = 0.3, tied: float = 0.1) -> tuple[Dataset, np.ndarray, np.ndarray]:
+def with_votes(ds: Dataset, seed: int, uncovered: float = 0.3,
+               tied: float = 0.1) -> tuple[Dataset, np.ndarray, np.ndarray]:
     """``ds`` (4 classes) with three labelling functions' votes: right on decided rows, all abstaining on
     ``uncovered`` of the rows, split 1-1 between two classes on ``tied`` of them; labels become their
     majority vote. Returns the set and the ``(n,)`` masks of the uncovered rows (coin flips: a class

@@ -26,7 +26,8 @@ def slice_with_lead(n: int, ce_wrong: int, rival_wrong: int) -> tuple[np.ndarray
 
 @pytest.mark.parametrize("margin, expected", [(0.0, "ce"), (2.0, "ce"), (5.0, "gce")])
 def test_ce_needs_its_lead_in_bootstrap_stds(margin: float, expected: str) -> None:
-    noisy, probs = slice_with_lead(400, ce_wrong=40, rival_wrong=52)  # CE leads by 3 pt noisy (3.8 corrected), about 3.5 std
+    # CE leads by 3 pt noisy (3.8 corrected), about 3.5 std
+    noisy, probs = slice_with_lead(400, ce_wrong=40, rival_wrong=52)
     chosen = decide(parse_candidates(["gce"], None), probs, {}, noisy, {"seed": 0}, ce_margin=margin)
     assert chosen.chosen.label == expected, chosen.reason
     assert chosen.settings["ce_margin_stds"] == margin

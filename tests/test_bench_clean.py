@@ -47,7 +47,8 @@ def test_clean_cell_trains_detects_retrains_and_records(bench, tmp_path: Path, m
     assert cell["trainings"] == 2 and cell["action"] == "drop" and cell["detect_rule"] == "class-balanced"
     assert cell["rows"] == 300 and 0 < cell["flagged"] <= cell["dropped"] < 300
     assert cell["wrong_after"] == cell["wrong_before"] - cell["dropped_truly_wrong"]
-    # pair-flip 0.4 (4 epochs learn it well enough): the flags are far better than chance, so dropping removes wrong labels
+    # pair-flip 0.4 (4 epochs learn it well enough): the flags are far better than chance, so dropping removes
+    # wrong labels
     assert cell["dropped_truly_wrong"] / cell["dropped"] > cell["wrong_before"] / cell["rows"]
     assert 0.0 <= cell["test_accuracy"] <= 1.0 and cell["seconds"] > cell["plain_seconds"] > 0
     assert cell["regime"] == "probe" and cell["realised_noise_rate"] == pytest.approx(plain["realised_noise_rate"])

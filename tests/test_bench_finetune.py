@@ -39,7 +39,8 @@ def test_runs_of_a_mode_live_in_their_own_folder() -> None:
     assert probe and tuned and all(s.relpath.startswith("probe/") for s in probe)
     assert all(s.relpath.startswith("finetune/") for s in tuned)
     assert all("--train_subset" not in s.argv or s.argv[s.argv.index("--train_subset") + 1] == "2000" for s in tuned)
-    assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto", "ce+clean", "jal-ce+clean", "auto-wide"}
+    assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto", "ce+clean", "jal-ce+clean",
+                                       "auto-wide"}
 
 
 def test_a_loss_variant_label_trains_the_loss_its_regime_names() -> None:

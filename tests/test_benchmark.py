@@ -180,7 +180,8 @@ def test_losses_and_seeds_select_a_slice_of_the_grid(bench, tmp_path, capsys):
     grid = tmp_path / "g.yaml"
     grid.write_text(yaml.safe_dump({
         "name": "g", "seeds": [0, 1, 2], "losses": ["ce", "gce", "jal-ce"],
-        "datasets": [{"name": "digits", "config": "quickstart", "noise": [{"noise_type": "symmetric", "noise_rate": 0.2}]}],
+        "datasets": [{"name": "digits", "config": "quickstart",
+                      "noise": [{"noise_type": "symmetric", "noise_rate": 0.2}]}],
     }))
     assert bench.main(["run", str(grid), "--runs-dir", str(tmp_path / "runs"), "--losses", "jal-ce,ce",
                        "--seeds", "1", "--dry-run"]) == 0

@@ -297,7 +297,8 @@ def test_the_epoch_probability_pass_leaves_training_unchanged(tmp_path: Path) ->
     from transformers import BertConfig, BertForSequenceClassification
 
     rng = np.random.default_rng(0)
-    rows = Dataset.from_dict({"input_ids": rng.integers(1, 30, (24, 6)).tolist(), "labels": rng.integers(0, 3, 24).tolist()})
+    rows = Dataset.from_dict({"input_ids": rng.integers(1, 30, (24, 6)).tolist(),
+                              "labels": rng.integers(0, 3, 24).tolist()})
 
     def weights(callbacks: list) -> dict:
         torch.manual_seed(0)

@@ -78,7 +78,8 @@ def test_a_bare_config_name_is_a_packaged_recipe_and_a_file_wins(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     out = ["--output_dir", str(tmp_path / "o")]
     by_name = parse_recipe(["--config", "quickstart", *out])
-    assert by_name == parse_recipe(["--config", "quickstart.yaml", *out]) == parse_recipe(["--config", str(RECIPE), *out])
+    assert (by_name == parse_recipe(["--config", "quickstart.yaml", *out])
+            == parse_recipe(["--config", str(RECIPE), *out]))
     assert by_name[0].noise_rate == 0.6 and by_name[1].model == "cnn8"
     assert parse_recipe(["--config", "cifar10_sym0.4", *out])[0].noise_rate == 0.4  # a dot in the name
     # a file of that name in the working folder is the user's own recipe, read instead

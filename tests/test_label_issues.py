@@ -273,7 +273,8 @@ def test_find_label_issues_on_a_shuffled_set_keeps_rows_in_order() -> None:
 
 @pytest.mark.parametrize("view", ["plain", "shuffled", "selected"])
 def test_column_array_reads_rows_in_order_as_writable_numpy(view: str) -> None:
-    ds = Dataset.from_dict({"label": [3, 1, 2, 0], "flag": [True, False, True, False], "x": [[1.0], [2.0], [3.0], [4.0]]})
+    ds = Dataset.from_dict({"label": [3, 1, 2, 0], "flag": [True, False, True, False],
+                            "x": [[1.0], [2.0], [3.0], [4.0]]})
     order = {"plain": [0, 1, 2, 3], "shuffled": [2, 0, 3, 1], "selected": [3, 1]}[view]
     view_ds = ds if view == "plain" else ds.select(order)
     labels = column_array(view_ds, "label")

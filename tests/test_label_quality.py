@@ -72,7 +72,8 @@ def test_cleanlab_columns_on_a_set_with_known_wrong_rows() -> None:
     found = find_label_issues(probs, data)
     table = found.to_cleanlab()
     assert tuple(table.columns) == CLEANLAB_COLUMNS and len(table) == len(data)
-    assert table["is_label_issue"].dtype == bool and table["is_label_issue"].to_numpy().tolist() == found.issues.tolist()
+    assert (table["is_label_issue"].dtype == bool
+            and table["is_label_issue"].to_numpy().tolist() == found.issues.tolist())
     assert np.array_equal(table["given_label"].to_numpy(), data["label"][:])
     # the model knows the truth: its (class-balanced) prediction is the clean label on every row
     assert np.array_equal(table["predicted_label"].to_numpy(), clean)

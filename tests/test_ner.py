@@ -301,13 +301,15 @@ def test_jal_train_token_recipe_end_to_end(tmp_path: Path, capsys: pytest.Captur
     assert f"clean test entity F1  {result['test_f1']:.4f}" in summary
     assert f"{issues['num_flagged_tokens']} of 120 training tags" in summary and str(out) in summary
     # a pretrained encoder and no loss_preset: the finetune preset, as for sequence classification
-    assert "loss                  jal-ce (alpha 10, beta 1, a 5; finetune preset)" in summary and f"entity-level noise {noise['entity_noise']:.1%}" in summary
+    assert ("loss                  jal-ce (alpha 10, beta 1, a 5; finetune preset)" in summary
+            and f"entity-level noise {noise['entity_noise']:.1%}" in summary)
     assert yaml.safe_load((out / "recipe.yaml").read_text())["dataset"] == "data"
     check_token_run_commands(out, monkeypatch)
 
 
 def check_token_run_commands(out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """`jal card`, `jal push`, `jal report` and `jal clean` on a finished token run: token outputs or a clear refusal."""
+    """`jal card`, `jal push`, `jal report` and `jal clean` on a finished token run: token outputs or a clear
+    refusal."""
     from jal_trainer.clean import clean_run
     from jal_trainer.hub import push, render_card
     from jal_trainer.report import main as report

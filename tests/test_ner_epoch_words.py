@@ -111,7 +111,8 @@ def test_epoch_mean_equals_the_mean_of_each_epochs_word_probabilities(tmp_path: 
 
 
 def test_token_issues_say_which_probabilities_they_used(tmp_path: Path) -> None:
-    """The epoch mean when the callback saw an epoch, else the final model (in data-set order); label_issues names which."""
+    """The epoch mean when the callback saw an epoch, else the final model (in data-set order); label_issues
+    names which."""
     from jal_trainer.ner.epoch_words import EpochWordProbabilitiesCallback
     from jal_trainer.ner.issues import find_token_label_issues
     from jal_trainer.ner.train import _label_issues
@@ -121,7 +122,8 @@ def test_token_issues_say_which_probabilities_they_used(tmp_path: Path) -> None:
     given = [[TAGS[t] for t in tags] for _, tags in rows]
     aligned, lengths = aligned_rows(max_length=16)
     model = tiny_dropout_bert()
-    callback, recorder = EpochWordProbabilitiesCallback(aligned, lengths), WordProbabilityRecorder(model, aligned, lengths)
+    callback, recorder = (EpochWordProbabilitiesCallback(aligned, lengths),
+                          WordProbabilityRecorder(model, aligned, lengths))
     trainer = train(tmp_path, [callback, recorder], model, aligned, "group_by_length")
     columns = ["input_ids", "attention_mask", "labels"]
     mean = _label_issues(trainer, aligned, words, TAGS, columns, [callback])
@@ -151,9 +153,11 @@ def test_trainer_logits_keep_the_data_set_order_under_group_by_length(tmp_path: 
     args = JALConfig(output_dir=str(tmp_path), per_device_eval_batch_size=5, report_to="none", use_cpu=True,
                      disable_tqdm=True, train_sampling_strategy="group_by_length")
     trainer = JALTrainer(model=model, args=args, data_collator=DataCollatorWithPadding(tok))
-    assert not np.allclose(trainer.predict(rows).predictions, model_logits(model, rows, collate_fn=trainer.data_collator),
+    assert not np.allclose(trainer.predict(rows).predictions,
+                           model_logits(model, rows, collate_fn=trainer.data_collator),
                            atol=1e-5)  # transformers' own predict: permuted
-    np.testing.assert_allclose(trainer_logits(trainer, rows), model_logits(model, rows, collate_fn=trainer.data_collator),
+    np.testing.assert_allclose(trainer_logits(trainer, rows),
+                               model_logits(model, rows, collate_fn=trainer.data_collator),
                                atol=1e-5)
     assert trainer.args.train_sampling_strategy == "group_by_length"  # put back
 

@@ -128,8 +128,10 @@ def test_gold_beside_noisy_labels_trains_on_the_noisy_and_reports_against_the_go
     dds, report = apply_noise(load_data(data), data)
     train, test = dds["train"], dds["test"]
     names = train.features["label"].names
-    assert [names[y] for y in train["label"][:]] == [dict(zip(frame.review, frame.stars))[t] for t in train["review"][:]]
-    assert [names[y] for y in train["clean_label"][:]] == [dict(zip(frame.review, frame["gt"]))[t] for t in train["review"][:]]
+    assert ([names[y] for y in train["label"][:]]
+            == [dict(zip(frame.review, frame.stars))[t] for t in train["review"][:]])
+    assert ([names[y] for y in train["clean_label"][:]]
+            == [dict(zip(frame.review, frame["gt"]))[t] for t in train["review"][:]])
     assert [names[y] for y in test["label"][:]] == [dict(zip(frame.review, frame["gt"]))[t] for t in test["review"][:]]
     expected = float(np.mean(np.asarray(train["label"][:]) != np.asarray(train["clean_label"][:])))
     assert report.noise_rate == pytest.approx(expected) and 0 < expected < 0.2
@@ -175,7 +177,8 @@ def bad(frame: pd.DataFrame, tmp_path: Path, name: str = "r.csv", **kw) -> DataA
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda f, p: bad(f, p, label_column="rating"), r"label_column='rating' is not a column.*\['review', 'stars'\]"),
+        (lambda f, p: bad(f, p, label_column="rating"),
+         r"label_column='rating' is not a column.*\['review', 'stars'\]"),
         (lambda f, p: bad(f, p, text_column="body"), r"text_column='body' is not a column"),
         (lambda f, p: bad(f, p, clean_label_column="gold"), r"clean_label_column='gold' is not a column"),
         (lambda f, p: bad(f.assign(stars=["1", "two", "3"] * 20), p), r"mix numbers and names"),
@@ -209,7 +212,8 @@ def test_noisy_label_files_that_cannot_be_matched(tmp_path: Path) -> None:
     path = write(frame, tmp_path / "d.csv")
     short = write(pd.DataFrame({"human": STARS * 3}), tmp_path / "short.csv")
     with pytest.raises(ValueError, match=r"9 rows for 60 training rows, and no id column"):
-        load_data(args(write(reviews(), tmp_path / "plain.csv"), noisy_label_column="human", noisy_label_path=str(short)))
+        load_data(args(write(reviews(), tmp_path / "plain.csv"), noisy_label_column="human",
+                       noisy_label_path=str(short)))
     missing = write(pd.DataFrame({"index": range(50), "human": "one"}), tmp_path / "missing.csv")
     with pytest.raises(ValueError, match=r"10 training rows have no noisy label.*index=50"):
         load_data(args(path, noisy_label_column="human", noisy_label_path=str(missing)))

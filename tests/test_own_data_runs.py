@@ -40,7 +40,8 @@ def readme_commands() -> list[list[str]]:
 def sst5_stand_in(root: Path) -> Path:
     """A local copy of the Hub set's layout (text, label, label_text; train and test)."""
     names = ["very negative", "negative", "neutral", "positive", "very positive"]
-    splits = {split: Dataset.from_dict({"text": [f"{split} text {i}" for i in range(n)], "label": [i % 5 for i in range(n)],
+    splits = {split: Dataset.from_dict({"text": [f"{split} text {i}" for i in range(n)],
+                                        "label": [i % 5 for i in range(n)],
                                         "label_text": [names[i % 5] for i in range(n)]})
               for split, n in (("train", 40), ("test", 15))}
     datasets.DatasetDict(splits).save_to_disk(root / "sst5")

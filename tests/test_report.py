@@ -56,7 +56,8 @@ def test_report_writes_plots_and_a_markdown_summary(tmp_path: Path, capsys: pyte
     assert "| noise_rate | 0.3000 |" in text and "| 1 | - |" in text  # a class without samples shows '-'
     assert "| 2 | 0.4700 | 0.0700 | 0.5800 | 0.5100 | 0.7000 |" in text
     assert "![memorisation](memorisation.png)" in text
-    assert "27 of 100 training labels flagged" in text and "| this run | 0.800 | 0.720 | 0.758 | 0.910 | 0.830 | 27 | 30 |" in text
+    assert ("27 of 100 training labels flagged" in text
+            and "| this run | 0.800 | 0.720 | 0.758 | 0.910 | 0.830 | 27 | 30 |" in text)
     assert "| flag every row | 0.300 | 1.000 | 0.462 | 0.500 | 0.300 | 100 | 30 |" in text
     assert "| 41 | 1 | 0.970 |" in text
     assert "report:" in capsys.readouterr().out

@@ -39,7 +39,9 @@ class DataArguments:
                           "folder, an image folder, or a Hub id (org/name). ${shared} expands."},
     )
     data_config: str | None = field(default=None, metadata={"help": "Configuration (subset) name of a Hub data set."})
-    data_revision: str | None = field(default=None, metadata={"help": "Revision (branch, tag, commit) of a Hub data set."})
+    data_revision: str | None = field(
+        default=None, metadata={"help": "Revision (branch, tag, commit) of a Hub data set."}
+    )
     text_pair_column: str | None = field(
         default=None, metadata={"help": "Second text column of a sentence-pair task (encoded with text_column)."}
     )
@@ -94,7 +96,8 @@ class DataArguments:
     noise_seed: int = field(default=0, metadata={"help": "Seed of the label noise (independent of the training seed)."})
     noise_sampler: str = field(
         default="exact",
-        metadata={"help": "exact: floor(T[i,j] * n_i) flips per class pair (the paper's); iid: each label drawn from its row."},
+        metadata={"help": "exact: floor(T[i,j] * n_i) flips per class pair (the paper's); "
+                          "iid: each label drawn from its row."},
     )
     tie_break: str = field(
         default="random",

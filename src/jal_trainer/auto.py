@@ -55,7 +55,8 @@ from transformers.utils import logging
 from jal_trainer.auto_clean import FLAGS_SUFFIX, candidate_cost, no_batch_of_one, read_flags, record_flags, split_clean
 from jal_trainer.auto_coinflips import WEAK_LABELS, coin_flip_rows
 from jal_trainer.auto_search import (  # noqa: F401
-    _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns, write_slice_file)
+    _CandidateTrainer, candidate_table, check_backend, file_name, replace_args, run_search, slice_columns,
+    write_slice_file)
 from jal_trainer.auto_decide import CE_MARGIN, SELECTION_FILE, LossSelection, decide
 from jal_trainer.config import JALConfig
 from jal_trainer.selection import stratified_holdout
@@ -167,7 +168,8 @@ def resolve_budget(budget: float | None, num_candidates: int) -> float:
 
 
 def check_auto_settings(args: JALConfig) -> list[Candidate]:
-    """Validate the auto fields of ``args`` (candidates, budget, holdout, CE margin, backend) before anything is trained."""
+    """Validate the auto fields of ``args`` (candidates, budget, holdout, CE margin, backend) before anything is
+    trained."""
     check_backend(args.auto_backend)
     if not 0.0 < args.auto_holdout < 0.5:
         raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
@@ -176,7 +178,8 @@ def check_auto_settings(args: JALConfig) -> list[Candidate]:
         raise ValueError(f"auto_coin_flip_share must be a share of the rows in [0, 1], got {share!r}; e.g. 0.2 (the "
                          "default), 0 to leave out every coin flip, 1 to keep them.")
     margin = args.auto_ce_margin
-    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float)) or not np.isfinite(margin)):
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
+                               or not np.isfinite(margin)):
         raise ValueError(f"auto_ce_margin must be a finite number of bootstrap stds, got {margin!r}; e.g. 1.0, or "
                          "leave it unset for the default.")
     candidates = parse_candidates(args.auto_candidates, args.loss_preset)

@@ -117,7 +117,8 @@ class LossSelection:
 
 
 def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: dict[str, str], noisy: np.ndarray,
-           settings: dict[str, Any], *, weak_labels: np.ndarray | None = None, ce_margin: float = CE_MARGIN) -> LossSelection:
+           settings: dict[str, Any], *, weak_labels: np.ndarray | None = None,
+           ce_margin: float = CE_MARGIN) -> LossSelection:
     """Score the candidates from their slice probabilities ``probs`` (label -> ``(N, K)``) and choose.
 
     ``noisy`` ``(N,)``: the slice's noisy labels; ``weak_labels`` ``(N, L)`` (optional): its weak
@@ -162,9 +163,11 @@ def decide(candidates: list[Candidate], probs: dict[str, np.ndarray], failures: 
     settings.update(ce_lead=round(lead, 4), ce_lead_std=round(spread, 4), ce_rival=rival.label)
     gap = f"{lead:+.4f} (bootstrap std of the gap {spread:.4f}; CE is kept with a lead of at least {ce_margin:g} std)"
     if lead >= ce_margin * spread:
-        best, reason = ce, f"CE kept: by {how}, CE {score[ce.label]:.4f} against {rival.label}'s {score[rival.label]:.4f}"
+        best, reason = ce, (f"CE kept: by {how}, CE {score[ce.label]:.4f} against "
+                            f"{rival.label}'s {score[rival.label]:.4f}")
     else:
-        best, reason = rival, f"{rival.label} chosen: by {how}, {score[rival.label]:.4f} against CE's {score[ce.label]:.4f}"
+        best, reason = rival, (f"{rival.label} chosen: by {how}, {score[rival.label]:.4f} against "
+                               f"CE's {score[ce.label]:.4f}")
     reason += f", CE's lead {gap}" + _tie_note(best, ok, score, settings)
     return LossSelection(best, reason, rows, _rounded(transition), corrected, settings)
 
@@ -186,7 +189,8 @@ def _tie_note(best: Candidate, ok: list[Candidate], score: dict[str, float], set
         return ""
     settings["tied_with"] = tied
     rule = "CE is kept on a tie" if best.plain_ce else f"the tie order ({', '.join(TIE_ORDER)}) decided"
-    return f"; {', '.join(tied)} scored the same ({score[best.label]:.4f}): the slice cannot tell them apart, and {rule}"
+    return (f"; {', '.join(tied)} scored the same ({score[best.label]:.4f}): the slice cannot tell them apart, "
+            f"and {rule}")
 
 
 def _rounded(transition: np.ndarray | None) -> list[list[float]] | None:

@@ -150,7 +150,8 @@ def edit_rows(train: Any, table: dict[str, np.ndarray], action: str,
     return train, counts
 
 
-def clean_run(run_dir: str | os.PathLike[str], *, action: str = "drop", output_dir: str | os.PathLike[str] | None = None,
+def clean_run(run_dir: str | os.PathLike[str], *, action: str = "drop",
+              output_dir: str | os.PathLike[str] | None = None,
               overrides: list[str] | None = None, score_with: list[str | os.PathLike[str]] | None = None
               ) -> dict[str, Any]:
     """Retrain a finished run without (or with relabelled) flagged rows; return the new run's ``clean.json``.
@@ -193,7 +194,8 @@ def clean_run(run_dir: str | os.PathLike[str], *, action: str = "drop", output_d
         counts.update(found)
         return edited
 
-    metrics = run(data_args, model_args, args, command=["jal", "clean", str(source), "--action", action], edit_train=edit)
+    metrics = run(data_args, model_args, args, command=["jal", "clean", str(source), "--action", action],
+                  edit_train=edit)
     before = _read_json(source / "metrics.json") or {}
     result = {"source_run": str(source), "action": action, **counts,
               "test_accuracy": metrics.get("test_accuracy"), "source_test_accuracy": before.get("test_accuracy"),
@@ -208,8 +210,9 @@ def _replayable_recipe(recipe: Path, work: Path) -> Path:
 
     The saved recipe holds every TrainingArguments value as ``to_dict()`` wrote it: lists where the
     command line takes one value (``report_to: []``), expanded nested configs and unset (null)
-    fields. Unset fields, nested configs and empty lists are left to their defaults, a one-element list becomes its element (for one-value fields); the run's own
-    output and resume settings are dropped (the new run has its own folder).
+    fields. Unset fields, nested configs and empty lists are left to their defaults, a one-element list
+    becomes its element (for one-value fields); the run's own output and resume settings are dropped
+    (the new run has its own folder).
     """
     from jal_trainer.arguments import make_parser as recipe_parser
 
@@ -239,7 +242,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jal clean", allow_abbrev=False,
                                      description="Drop or relabel a run's flagged training labels and retrain with "
                                                  "its recipe.yaml into a new run folder.",
-                                     epilog="Any other `jal train` flag overrides the recipe, e.g. --num_train_epochs 3.")
+                                     epilog="Any other `jal train` flag overrides the recipe, e.g. "
+                                            "--num_train_epochs 3.")
     parser.add_argument("run_dir", help="folder of a finished `jal train` run with label_issues.csv")
     parser.add_argument("--action", choices=ACTIONS, default="drop",
                         help="drop the flagged rows, or relabel them to the predicted class (default: drop)")

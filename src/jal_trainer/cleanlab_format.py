@@ -1,4 +1,5 @@
-"""Label issues in the columns cleanlab users know: ``is_label_issue``, ``label_score``, ``given_label``, ``predicted_label``.
+"""Label issues in the columns cleanlab users know: ``is_label_issue``, ``label_score``, ``given_label``,
+``predicted_label``.
 
 cleanlab's ``Datalab.get_issues("label")`` and ``CleanLearning.find_label_issues`` return one row
 per example with these four columns; `cleanlab_columns` builds the same from our scoring, so a

@@ -47,7 +47,8 @@ class JALConfig(TrainingArguments):
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Replace the run already in output_dir (jal train refuses a non-empty output_dir otherwise)."},
+        metadata={"help": "Replace the run already in output_dir "
+                          "(jal train refuses a non-empty output_dir otherwise)."},
     )
     loss_type: str = field(
         default="jal-ce",

@@ -262,7 +262,8 @@ def add_label_noise(
 
 
 def _expected_rate(split: Dataset, kind: str, rate: float, clean_column: str) -> float:
-    """The fraction of these rows the kind's ``T`` moves: ``rate``, less where some classes never flip (cifar10-asym)."""
+    """The fraction of these rows the kind's ``T`` moves: ``rate``, less where some classes never flip
+    (cifar10-asym)."""
     from jal_trainer.noise import transition_matrix
 
     if kind == "instance" or clean_column not in split.column_names or _is_token_column(split, clean_column):

@@ -98,8 +98,8 @@ def trainer_logits(trainer: Any, dataset: Any, *, desc: str = "Predicting the tr
     """(N, K) logits of ``trainer.model`` on ``dataset``, in dataset order, gathered over processes.
 
     Uses ``trainer.predict``: sequential sampler (also under ``group_by_length``: `in_dataset_order`),
-    padding of the last batch dropped, so every process gets all N rows. Its progress bar reads ``desc`` and is cleared when done. Pass the
-    rows without augmentation (e.g.
+    padding of the last batch dropped, so every process gets all N rows. Its progress bar reads ``desc``
+    and is cleared when done. Pass the rows without augmentation (e.g.
     ``DeviceImageDataset.without_augmentation()``). (`JALTrainer` starts every evaluation loop
     from zero, so this pass does not leak into the loss parts of the next logged evaluation.)
     """

@@ -59,7 +59,8 @@ class ProbeForClassification(PreTrainedModel):
         self.head = nn.Sequential(*layers)
         self.post_init()
 
-    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> SequenceClassifierOutput:
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None,
+                **kwargs) -> SequenceClassifierOutput:
         logits = self.head(embeddings)
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
@@ -159,7 +160,8 @@ def _embed(texts: list[str], tokenizer, model, max_length: int, batch_size: int,
     return np.concatenate(chunks)
 
 
-def probe_model(encoder: str, num_labels: int, id2label: dict[int, str], hidden_layers: int = 0) -> ProbeForClassification:
+def probe_model(encoder: str, num_labels: int, id2label: dict[int, str],
+                hidden_layers: int = 0) -> ProbeForClassification:
     """A fresh head sized for the encoder's hidden size."""
     hidden = AutoConfig.from_pretrained(encoder).hidden_size
     config = ProbeConfig(hidden_size=hidden, hidden_layers=hidden_layers, encoder=encoder, num_labels=num_labels,

@@ -74,7 +74,8 @@ def resolve_resume(resume: str | bool | None, output_dir: str | os.PathLike[str]
         last = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
         if last is None:
             raise FileNotFoundError(
-                f"--resume_from_checkpoint true found no {PREFIX_CHECKPOINT_DIR}-* folder in {os.fspath(output_dir)!r}. "
+                f"--resume_from_checkpoint true found no {PREFIX_CHECKPOINT_DIR}-* folder in "
+                f"{os.fspath(output_dir)!r}. "
                 "Pass the output_dir of the interrupted run, or a checkpoint path."
             )
         return last

@@ -128,7 +128,8 @@ def _check_before_loading(data: DataArguments, model: ModelArguments) -> None:
     """Fail on configuration mistakes before any data or weights are loaded."""
     if data.noise_type not in ("none", *SYNTHETIC_NOISE, *REAL_NOISE):
         raise ValueError(
-            f"noise_type={data.noise_type!r} is unknown. Choose one of: none, {', '.join(SYNTHETIC_NOISE + REAL_NOISE)}."
+            f"noise_type={data.noise_type!r} is unknown. "
+            f"Choose one of: none, {', '.join(SYNTHETIC_NOISE + REAL_NOISE)}."
         )
     if data.noise_type == "column" and not (data.noise_column or data.noisy_label_column):
         raise ValueError("noise_type='column' needs noisy_label_column (the column of real noisy labels).")

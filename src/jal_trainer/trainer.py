@@ -368,4 +368,5 @@ def _loss_from(args: JALConfig, loss: nn.Module | None) -> nn.Module:
     return smoothed
 
 
-__all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "l1_parameters", "logits_of", "make_compute_loss_func", "normalise_loss", "per_sample_loss"]
+__all__ = ["JALTrainer", "LossFunction", "above_minimum", "clamp_logged", "l1_parameters", "logits_of",
+           "make_compute_loss_func", "normalise_loss", "per_sample_loss"]

@@ -72,7 +72,8 @@ class LossFunction:
 
     Example:
         >>> from transformers import Trainer
-        >>> trainer = Trainer(model, args, compute_loss_func=make_compute_loss_func("jal-ce", preset="cifar10"))  # doctest: +SKIP
+        >>> trainer = Trainer(model, args,
+        ...                   compute_loss_func=make_compute_loss_func("jal-ce", preset="cifar10"))  # doctest: +SKIP
     """
 
     def __init__(self, loss: nn.Module) -> None:

@@ -186,5 +186,5 @@ def check_trainer_dataset(dataset: Any, *, role: str, num_labels: int | None = N
         )
 
 
-__all__ = ["check_data_arguments", "check_head", "check_label_range", "check_not_empty", "check_several_classes", "check_trainer_dataset",
-           "label_values", "require_column"]
+__all__ = ["check_data_arguments", "check_head", "check_label_range", "check_not_empty", "check_several_classes",
+           "check_trainer_dataset", "label_values", "require_column"]

@@ -172,7 +172,8 @@ def _class_names(dds: datasets.DatasetDict, columns: list[str]) -> list[str]:
     numeric = [n.lstrip("-").isdigit() for n in names]
     if any(numeric) and not all(numeric):
         raise ValueError(
-            f"the labels mix numbers and names (e.g. {names[numeric.index(True)]!r} and {names[numeric.index(False)]!r})."
+            f"the labels mix numbers and names (e.g. {names[numeric.index(True)]!r} and "
+            f"{names[numeric.index(False)]!r})."
             " Give one kind of label, or map the numbers to names first."
         )
     return names

@@ -53,7 +53,8 @@ def is_hub_id(text: str) -> bool:
         (True, False)
     """
     suffix = Path(text).suffix.lower()  # "data/reviews.csv" is a missing file, not a Hub id
-    return bool(HUB_ID.match(text)) and suffix not in (*FILE_BUILDERS, *IMAGE_SUFFIXES) and not resolve_path(text).exists()
+    return (bool(HUB_ID.match(text)) and suffix not in (*FILE_BUILDERS, *IMAGE_SUFFIXES)
+            and not resolve_path(text).exists())
 
 
 def _data_files(path: str) -> list[str]:
@@ -166,5 +167,5 @@ def as_dataset_dict(loaded: datasets.Dataset | datasets.DatasetDict) -> datasets
     raise ValueError(f"expected a Dataset or DatasetDict, got {type(loaded).__name__}; load a map-style data set.")
 
 
-__all__ = ["FILE_BUILDERS", "as_dataset_dict", "data_path_exists", "dataset_name_from_path", "is_hub_id", "is_saved_dataset",
-           "load_raw_data"]
+__all__ = ["FILE_BUILDERS", "as_dataset_dict", "data_path_exists", "dataset_name_from_path", "is_hub_id",
+           "is_saved_dataset", "load_raw_data"]

@@ -86,7 +86,8 @@ def _read_split(file: Path, names: list[str], markers: Sequence[str] | None) -> 
     labels = [int(r["label"]) for r in ordered]
     bad = sorted({label for label in labels if not 0 <= label < len(names)})
     if bad:
-        raise ValueError(f"{file}: labels {bad[:5]} are outside the {len(names)} classes of label.json; fix label.json.")
+        raise ValueError(f"{file}: labels {bad[:5]} are outside the {len(names)} classes of label.json; "
+                         "fix label.json.")
     features = datasets.Features(
         {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names),
          "weak_labels": datasets.Sequence(datasets.Value("int64")), "id": datasets.Value("string")}

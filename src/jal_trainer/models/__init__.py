@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification, PreTrainedModel
+from transformers import (
+    AutoConfig, AutoModelForImageClassification, AutoModelForSequenceClassification, PreTrainedModel)
 
 from jal_trainer.models.cnn import CNN8Config, CNN8ForImageClassification
 from jal_trainer.models.resnet import RESNET_DEPTHS, CifarResNetConfig, CifarResNetForImageClassification

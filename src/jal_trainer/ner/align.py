@@ -29,7 +29,8 @@ def check_fast_tokenizer(tokenizer: Any) -> None:
         raise ValueError(
             f"token classification needs a fast tokenizer (word_ids() maps sub-tokens to words), but "
             f"{type(tokenizer).__name__} is a slow (Python) tokenizer. Load one with "
-            "AutoTokenizer.from_pretrained(path) from a checkpoint that ships tokenizer.json, or pick a model that has one."
+            "AutoTokenizer.from_pretrained(path) from a checkpoint that ships tokenizer.json, "
+            "or pick a model that has one."
         )
 
 
@@ -99,7 +100,8 @@ def align_labels(dataset: DatasetDict | Dataset, tokenizer: Any, *, max_length: 
     return DatasetDict(out) if isinstance(dataset, DatasetDict) else out[""]
 
 
-def word_predictions(logits: np.ndarray, word_index: Sequence[Sequence[int]], lengths: Sequence[int]) -> list[np.ndarray]:
+def word_predictions(logits: np.ndarray, word_index: Sequence[Sequence[int]],
+                     lengths: Sequence[int]) -> list[np.ndarray]:
     """Per sentence, the ``(num_words, K)`` logits of each word's first sub-token.
 
     ``logits`` is ``(N, L, K)`` (padded); words cut off by truncation get NaN rows.

@@ -72,7 +72,8 @@ def token_card(run_dir: str | os.PathLike[str], model_name: str | None = None) -
     data = ModelCardData(model_name=name, base_model=UNCASED.get(model), pipeline_tag=TASK,
                          library_name="transformers", tags=["noisy-labels", "jal-trainer", "robust-loss", "ner"],
                          metrics=["f1"], eval_results=results or None)
-    cased = " (uncased: it lower-cases every word, so capitalisation, a strong NER cue, is lost)" if model in UNCASED else ""
+    cased = (" (uncased: it lower-cases every word, so capitalisation, a strong NER cue, is lost)"
+             if model in UNCASED else "")
     lines = [
         f"<!-- {CARD_MARKER} (`jal train` or `jal card`) from the run's results. -->", "", f"# {name}", "",
         f"A token classifier (NER) fine-tuned from {model}{cased} with jal-trainer, loss **{loss}**, on "
@@ -81,7 +82,8 @@ def token_card(run_dir: str | os.PathLike[str], model_name: str | None = None) -
         f"| Entity-level noise of the training tags (1 - exact-span F1) | {_pct(rate)} |",
         f"| Token-level noise (tags changed) | {_pct(noise.get('token_noise'))} |",
         f"| Clean test entity F1 (seqeval) | {_pct(metrics.get('test_f1'))} |",
-        f"| Clean test entity precision / recall | {_pct(metrics.get('test_precision'))} / {_pct(metrics.get('test_recall'))} |",
+        f"| Clean test entity precision / recall | {_pct(metrics.get('test_precision'))} / "
+        f"{_pct(metrics.get('test_recall'))} |",
         f"| Training sentences | {noise.get('num_sentences', 'n/a')} |", "",
     ]
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(lines))

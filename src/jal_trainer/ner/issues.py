@@ -42,7 +42,8 @@ def token_quality(scores: np.ndarray, wrong: np.ndarray) -> dict[str, float | No
 
     if wrong.all() or not wrong.any():
         return {"token_auroc": None, "token_auprc": None, "wrong_tokens": int(wrong.sum())}
-    return {"token_auroc": float(roc_auc_score(wrong, scores)), "token_auprc": float(average_precision_score(wrong, scores)),
+    return {"token_auroc": float(roc_auc_score(wrong, scores)),
+            "token_auprc": float(average_precision_score(wrong, scores)),
             "wrong_tokens": int(wrong.sum())}
 
 

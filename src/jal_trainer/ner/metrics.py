@@ -32,7 +32,8 @@ def _seqeval() -> Any:
     return metrics
 
 
-def tag_lists(predictions: np.ndarray, labels: np.ndarray, names: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
+def tag_lists(predictions: np.ndarray, labels: np.ndarray,
+              names: Sequence[str]) -> tuple[list[list[str]], list[list[str]]]:
     """Predicted and reference tag strings per sentence, keeping only positions with a label.
 
     Args:

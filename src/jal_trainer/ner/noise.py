@@ -224,7 +224,8 @@ def token_noise_report(clean: Sequence[Sequence[str]], noisy: Sequence[Sequence[
         1.0
     """
     if len(clean) != len(noisy):
-        raise ValueError(f"clean and noisy tags cover {len(clean)} and {len(noisy)} sentences; pass the same sentences.")
+        raise ValueError(f"clean and noisy tags cover {len(clean)} and {len(noisy)} sentences; "
+                         "pass the same sentences.")
     changed = tokens = dirty = 0
     for i, (a, b) in enumerate(zip(clean, noisy)):
         if len(a) != len(b):

@@ -130,7 +130,8 @@ def _as_token_dict(dataset: DatasetDict, tokens_column: str) -> DatasetDict:
     train = dataset["train"]
     column = tokens_column if tokens_column in train.column_names else "tokens"
     if column not in train.column_names:
-        raise ValueError(f"the data set has no word column {tokens_column!r} or 'tokens' (columns: {train.column_names});"
+        raise ValueError(f"the data set has no word column {tokens_column!r} or 'tokens' "
+                         f"(columns: {train.column_names});"
                          " set text_column to the column holding the list of words.")
     if TAGS not in train.column_names:
         candidates = [c for c in train.column_names if getattr(train.features[c], "feature", None) is not None
