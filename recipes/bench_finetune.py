@@ -105,11 +105,55 @@ def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
     return out
 
 
+def default_auto(cell: dict[str, dict[str, Any]], regime: str | None) -> str | None:
+    """The auto label that stands for what ``loss_type: auto`` does by default in ``regime``: ``auto-wide``
+    when fine-tuning (``jal_trainer.run_defaults.default_candidates``), ``auto`` in the probe."""
+    preferred = ("auto-wide", "auto") if regime == "finetune" else ("auto",)
+    return next((label for label in preferred if label in cell), None)
+
+
+def glance(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per setting: CE, JAL-CE, their gap, the best single loss and the default auto (%, mean +- std).
+
+    Example:
+        >>> rows = [{"regime": "probe", "dataset": "d", "noise_type": "majority-vote", "noise_rate": None,
+        ...          "loss": loss, "n_seeds": 3, "mean_accuracy": acc, "std_accuracy": 0.01}
+        ...         for loss, acc in (("ce", 0.80), ("jal-ce", 0.83), ("gce", 0.85), ("auto", 0.84))]
+        >>> glance(rows)[-2]
+        '| probe | d | majority-vote | 80.0 +- 1.0 | 83.0 +- 1.0 | +3.0 | GCE 85.0 | auto 84.0 +- 1.0 |'
+    """
+    def cell_text(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "not run"
+        seeds = "" if row["n_seeds"] == 3 else f" ({row['n_seeds']} seed{'s' if row['n_seeds'] > 1 else ''})"
+        return f"{row['mean_accuracy'] * 100:.1f} +- {row['std_accuracy'] * 100:.1f}{seeds}"
+
+    lines = ["## At a glance", "",
+             "Mean clean test accuracy (%) +- std over 3 seeds unless marked. *auto*: what `loss_type: auto` "
+             "does by default in the regime (fine-tuning: `auto-wide`, its six candidates; probe: `auto`, five). "
+             "Details, and every other loss, in the tables below.", "",
+             "| regime | data set | setting | CE | JAL-CE | JAL-CE - CE (pt) | best single loss | auto |",
+             "|---|---|---|---|---|---|---|---|"]
+    for key in dict.fromkeys(setting(r) for r in rows):
+        cell = {r["loss"]: r for r in rows if setting(r) == key}
+        singles = [loss for loss in cell if bench_clean.is_single(loss)]
+        if "ce" not in cell or not singles:
+            continue
+        ce, jal, auto = cell["ce"], cell.get("jal-ce"), default_auto(cell, key[0])
+        best = max(singles, key=lambda loss: cell[loss]["mean_accuracy"])
+        gap = "" if jal is None else f"{(jal['mean_accuracy'] - ce['mean_accuracy']) * 100:+.1f}"
+        lines.append(f"| {key[0]} | {key[1]} | {benchmark.column_name(key[2], key[3])} | {cell_text(ce)} | "
+                     f"{cell_text(jal)} | {gap} | {best.upper()} {cell[best]['mean_accuracy'] * 100:.1f} | "
+                     f"{'not run' if auto is None else auto + ' ' + cell_text(cell[auto])} |")
+    return [*lines, ""]
+
+
 def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[str, Any]], command: str) -> str:
     lines = ["# Noisy text labels in two regimes: frozen-encoder probe and fine-tuning", ""]
     lines += [grid.description.strip(), ""]
     real = [r for r in runs if not r.get("replayed_from")]  # replays are no runs: not counted, no wall time
     lines += benchmark.provenance(grid, real, len(benchmark.expand(grid)), _sessions(), command)
+    lines += glance(rows)
     chosen = choices(runs)
     replayed = {(*setting(r), r["loss"]): r.get("n_replayed", 0) for r in rows}
     for regime in dict.fromkeys(r.get("regime") for r in rows):
