@@ -122,7 +122,39 @@ def test_too_few_slice_rows_fail_before_training(tmp_path: Path, monkeypatch: py
     # no holdout share helps a class of 3 rows: the error names the real fix, not auto_holdout
     with pytest.raises(ValueError, match="class 3 has only 3 training row.*needs 4 or more rows") as error:
         select_loss(MLP, auto_args(tmp_path, auto_holdout=0.1), data.select(rare))
-    assert "auto_holdout" not in str(error.value)
+    assert "auto_holdout" not in str(error.value) and "auto_rare_classes: train" in str(error.value)
+
+
+def test_a_class_too_rare_to_score_can_train_unscored(tmp_path: Path) -> None:
+    """auto_rare_classes: train keeps every row of a 3-row class for training, scores on the other classes,
+    and says so in the reason and loss_selection.json; the other classes still give the slice 2+ rows each."""
+    data = blobs(200, 0)
+    labels = np.asarray(data.with_format("numpy")["labels"])
+    rows = np.flatnonzero(labels != 3).tolist() + np.flatnonzero(labels == 3)[:3].tolist()
+    data = data.select(sorted(rows))
+    labels = labels[sorted(rows)]
+    selection = select_loss(MLP, auto_args(tmp_path, auto_rare_classes="train", num_train_epochs=2), data)
+    saved = np.load(tmp_path / SLICE_FILE)
+    assert 3 not in saved["noisy"] and set(np.unique(saved["noisy"])) == {0, 1, 2}
+    assert all((saved["noisy"] == c).sum() >= 2 for c in range(3))
+    assert selection.settings["trained_rows"] + selection.settings["holdout_rows"] == len(labels)
+    record = json.loads((tmp_path / SELECTION_FILE).read_text())
+    assert record["unscored_classes"] == {"3": 3}
+    assert "class 3 (3 rows) too rare to score" in record["reason"]
+    from jal_trainer.hub import JALCardData
+
+    card = str(JALCardData(model_name="m", dataset="blobs", loss_type="ce", loss_selection=record).to_model_card())
+    assert "Classes too rare to score (label: training rows): 3: 3." in card and "auto_rare_classes: train" in card
+
+
+def test_only_rare_classes_left_is_an_error(tmp_path: Path) -> None:
+    data = blobs(200, 0)
+    labels = np.asarray(data.with_format("numpy")["labels"])
+    rows = np.flatnonzero(labels == 0).tolist() + np.flatnonzero(labels == 1)[:2].tolist()
+    with pytest.raises(ValueError, match="fewer than 2 classes are left to score"):
+        select_loss(MLP, auto_args(tmp_path, auto_rare_classes="train"), data.select(sorted(rows)))
+    with pytest.raises(ValueError, match="auto_rare_classes must be one of error, train"):
+        auto_args(tmp_path, auto_rare_classes="skip")
 
 
 def test_a_rare_class_gets_two_slice_rows() -> None:

@@ -92,6 +92,12 @@ DEFAULT_CANDIDATES = ("ce", "gce", "sce", "nce+rce", "jal-ce")
 #: was chosen on 1 of 21 slices and raised the mean regret (above).
 FINETUNE_CANDIDATES = (*DEFAULT_CANDIDATES, "jal-ce+clean")
 LOSS_FIELDS = ("loss_type", "loss_preset", "alpha", "beta", "a", "q", "gamma")
+#: Rows a class needs to be scored: 2 on the slice (one row cannot rank two candidates) and 2 to train on.
+MIN_SCORED_ROWS = 4
+#: ``auto_rare_classes``: stop on a class with fewer than `MIN_SCORED_ROWS` rows, or train on it unscored.
+#: The default stops (issue 11 asks for the error): after weak supervision drops its coin flips, a 2,000-row
+#: WRENCH chemprot subsample holds 1-3 rows of class 7 at each of seeds 0-2.
+RARE_CLASS_ACTIONS = ("error", "train")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +179,9 @@ def check_auto_settings(args: JALConfig) -> list[Candidate]:
     check_backend(args.auto_backend)
     if not 0.0 < args.auto_holdout < 0.5:
         raise ValueError(f"auto_holdout must be in (0, 0.5), got {args.auto_holdout}; 0.1 holds out 10% of the rows.")
+    if args.auto_rare_classes not in RARE_CLASS_ACTIONS:
+        raise ValueError(f"auto_rare_classes must be one of {', '.join(RARE_CLASS_ACTIONS)}, got "
+                         f"{args.auto_rare_classes!r}; train scores the candidates without classes too rare to score.")
     share = args.auto_coin_flip_share
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
         raise ValueError(f"auto_coin_flip_share must be a share of the rows in [0, 1], got {share!r}; e.g. 0.2 (the "
@@ -206,7 +215,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
 
     Raises:
         ValueError: before any training, on an unknown candidate, a budget below one training, a
-            slice with fewer than 2 rows of some class, a dataset without ``select``, or Ray on
+            slice with fewer than 2 rows of some class (unless ``auto_rare_classes`` is ``train`` and the class
+            has fewer than 4 rows: then it trains the candidates unscored), a dataset without ``select``, or Ray on
             several machines without ``auto_storage``.
         ImportError: before any training, when the backend's package is missing (it names the extra).
         RuntimeError: every candidate failed (``loss_selection.json`` still records why).
@@ -226,13 +236,19 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     kept, held, flips, flips_why = _split_rows(train_dataset, labels, args)
     if flips is not None and flips.any():
         logger.warning(f"auto: {flips_why}.")
+    unscored = {} if args.auto_rare_classes != "train" else unscored_classes(labels if flips is None
+                                                                               else labels[~flips])
+    if unscored:
+        logger.warning(f"auto: {_unscored_text(unscored)}: every row of them trains the candidates, and the choice "
+                       "is made on the other classes (auto_rare_classes: train).")
     share = (budget - 1.0) / cost  # of a full training, per candidate training
     schedule = _short_schedule(args, share / (1.0 - len(held) / (len(kept) + len(held))))
     settings = {"budget_trainings": budget, "candidate_trainings": cost,
                 "candidate_share_of_a_training": round(share, 4),
                 "holdout_fraction": args.auto_holdout, "holdout_rows": int(len(held)), "trained_rows": int(len(kept)),
                 "candidate_schedule": schedule, "backend": backend, "seed": args.seed,
-                "coin_flip_rows": 0 if flips is None else int(flips.sum()), "coin_flips": flips_why}
+                "coin_flip_rows": 0 if flips is None else int(flips.sum()), "coin_flips": flips_why,
+                "unscored_classes": {str(c): n for c, n in unscored.items()}}
     margin = CE_MARGIN if args.auto_ce_margin is None else float(args.auto_ce_margin)
     table = {c.label: c for c in candidates}
     if args.auto_storage:
@@ -261,6 +277,8 @@ def select_loss(model_init: Callable[[], torch.nn.Module], args: JALConfig, trai
     selection = decide(candidates, probabilities, failures, labels[held], settings, weak_labels=weak, ce_margin=margin)
     batch = args.per_device_train_batch_size * max(args.world_size, 1)
     record_flags(selection, flags, kept, held, batch, base=flips)
+    if unscored:
+        selection.reason += f"; {_unscored_text(unscored)}: not scored (auto_rare_classes: train)"
     if selection.dropped is None and flips is not None and flips.any():
         selection.dropped = np.flatnonzero(no_batch_of_one(flips, np.arange(len(flips)), batch))  # the last row
         selection.reason += f"; the final training leaves out the {int(flips.sum())} coin-flip rows"
@@ -313,18 +331,48 @@ def _split_rows(train_dataset: Any, labels: np.ndarray,
     return kept, held, None, why
 
 
+def unscored_classes(labels: np.ndarray) -> dict[int, int]:
+    """Class -> row count of the classes of ``labels`` ``(n,)`` too rare to score: fewer than `MIN_SCORED_ROWS` rows.
+
+    Example:
+        >>> unscored_classes(np.array([0] * 10 + [1] * 3))
+        {1: 3}
+    """
+    classes, total = np.unique(labels, return_counts=True)
+    return {int(c): int(n) for c, n in zip(classes, total) if n < MIN_SCORED_ROWS}
+
+
+def _unscored_text(unscored: dict[int, int]) -> str:
+    """``class 7 (2 rows)`` or ``classes 3 (1 row), 7 (2 rows)``."""
+    parts = [f"{c} ({n} row{'s' if n != 1 else ''})" for c, n in unscored.items()]
+    return f"class{'es' if len(parts) > 1 else ''} {', '.join(parts)} too rare to score"
+
+
 def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, held)`` indices into ``labels``; with ``auto_rare_classes: train`` a class too rare to score
+    (`unscored_classes`) keeps every row for training and gives the slice none."""
+    rare = unscored_classes(labels) if args.auto_rare_classes == "train" else {}
+    if rare:
+        scored = np.flatnonzero(~np.isin(labels, list(rare)))
+        if np.unique(labels[scored]).size < 2:
+            raise ValueError(f"auto: {_unscored_text(rare)}, and fewer than 2 classes are left to score the "
+                             "candidates on. Add rows, or name a loss_type instead of auto.")
+        kept, held = _holdout(labels[scored], replace_args(args, auto_rare_classes="error"))
+        held = scored[held]
+        return np.setdiff1d(np.arange(labels.size), held), held
     # a rare class still gets 2 slice rows when it has 4 or more: its score needs more than one row
     kept, held = stratified_holdout(labels, args.auto_holdout, seed=args.seed, min_per_class=2)
     classes, total = np.unique(labels, return_counts=True)
     in_slice = np.array([(labels[held] == c).sum() for c in classes])
     if (in_slice < 2).any():
         worst, rows = int(classes[np.argmin(in_slice)]), int(total[np.argmin(in_slice)])
-        if rows < 4:  # raising auto_holdout would hold out most of this class and starve the rest: say so
+        if rows < MIN_SCORED_ROWS:  # raising auto_holdout would hold out most of this class and starve the rest
             raise ValueError(
                 f"auto: class {worst} has only {rows} training row(s); auto scores its candidates on at least 2 "
                 "held-out rows of every class and trains them on the rest, which needs 4 or more rows of a class at "
-                "a usual holdout. Add rows of that class, drop its rows, or name a loss_type instead of auto."
+                "a usual holdout. Add rows of that class, drop its rows, set auto_rare_classes: train (its rows "
+                "then only train the candidates, and the choice is made on the other classes), or name a "
+                "loss_type instead of auto."
             )
         raise ValueError(
             f"auto: the held-out slice ({args.auto_holdout:.0%} of the rows) has {int(in_slice.min())} row(s) of class "
@@ -342,4 +390,4 @@ def _short_schedule(args: JALConfig, fraction: float) -> dict[str, float]:
 
 
 __all__ = ["AUTO", "Candidate", "DEFAULT_CANDIDATES", "FINETUNE_CANDIDATES", "LossSelection", "check_auto_settings",
-           "decide", "parse_candidates", "resolve_budget", "select_for_recipe", "select_loss"]
+           "decide", "parse_candidates", "resolve_budget", "select_for_recipe", "select_loss", "unscored_classes"]

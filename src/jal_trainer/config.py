@@ -111,6 +111,13 @@ class JALConfig(TrainingArguments):
                           "of the training rows (default 0.2; 0: whenever there are any, 1: never). See "
                           "jal_trainer.auto_coinflips for the evidence."},
     )
+    auto_rare_classes: str = field(
+        default="error",
+        metadata={"help": "loss_type auto: a class with fewer than 4 training rows cannot give the slice the 2 rows "
+                          "a score needs and keep some to train on. error (default): stop before any training and "
+                          "say so. train: train the candidates on all of its rows and choose on the other classes "
+                          "(loss_selection.json and the card name the classes left unscored)."},
+    )
     auto_backend: str = field(
         default="optuna",
         metadata={"help": "loss_type auto: the search backend, optuna (one process) or ray (Ray Tune, on one machine "
