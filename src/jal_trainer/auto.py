@@ -320,14 +320,15 @@ def _split_rows(train_dataset: Any, labels: np.ndarray,
     ``train_dataset``), without the coin flips when auto leaves them out (``flips``, ``(n,)`` bool, else
     None; ``why``: `jal_trainer.auto_coinflips.coin_flip_rows`'s reason)."""
     flips, why = coin_flip_rows(train_dataset, labels, max_share=args.auto_coin_flip_share)
+    split = (args.auto_holdout, args.seed, args.auto_rare_classes == "train")
     if flips is not None:
         usable = np.flatnonzero(~flips)
         try:
-            kept, held = _holdout(labels[usable], args)
+            kept, held = _holdout(labels[usable], *split)
             return usable[kept], usable[held], flips, why
         except ValueError as error:  # a class lives (almost) on coin flips alone: keep them
             flips, why = None, f"kept: without them {error}"
-    kept, held = _holdout(labels, args)
+    kept, held = _holdout(labels, *split)
     return kept, held, None, why
 
 
@@ -348,20 +349,21 @@ def _unscored_text(unscored: dict[int, int]) -> str:
     return f"class{'es' if len(parts) > 1 else ''} {', '.join(parts)} too rare to score"
 
 
-def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarray]:
-    """``(kept, held)`` indices into ``labels``; with ``auto_rare_classes: train`` a class too rare to score
-    (`unscored_classes`) keeps every row for training and gives the slice none."""
-    rare = unscored_classes(labels) if args.auto_rare_classes == "train" else {}
+def _holdout(labels: np.ndarray, fraction: float, seed: int, train_rare: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, held)`` indices into ``labels``: a stratified ``fraction`` held out (``auto_holdout``); with
+    ``train_rare`` (``auto_rare_classes: train``) a class too rare to score (`unscored_classes`) keeps every row
+    for training and gives the slice none."""
+    rare = unscored_classes(labels) if train_rare else {}
     if rare:
         scored = np.flatnonzero(~np.isin(labels, list(rare)))
         if np.unique(labels[scored]).size < 2:
             raise ValueError(f"auto: {_unscored_text(rare)}, and fewer than 2 classes are left to score the "
                              "candidates on. Add rows, or name a loss_type instead of auto.")
-        kept, held = _holdout(labels[scored], replace_args(args, auto_rare_classes="error"))
+        kept, held = _holdout(labels[scored], fraction, seed, train_rare=False)
         held = scored[held]
         return np.setdiff1d(np.arange(labels.size), held), held
     # a rare class still gets 2 slice rows when it has 4 or more: its score needs more than one row
-    kept, held = stratified_holdout(labels, args.auto_holdout, seed=args.seed, min_per_class=2)
+    kept, held = stratified_holdout(labels, fraction, seed=seed, min_per_class=2)
     classes, total = np.unique(labels, return_counts=True)
     in_slice = np.array([(labels[held] == c).sum() for c in classes])
     if (in_slice < 2).any():
@@ -375,7 +377,7 @@ def _holdout(labels: np.ndarray, args: JALConfig) -> tuple[np.ndarray, np.ndarra
                 "loss_type instead of auto."
             )
         raise ValueError(
-            f"auto: the held-out slice ({args.auto_holdout:.0%} of the rows) has {int(in_slice.min())} row(s) of class "
+            f"auto: the held-out slice ({fraction:.0%} of the rows) has {int(in_slice.min())} row(s) of class "
             f"{worst}, which has {int(total[np.argmin(in_slice)])} training rows; it needs at least 2 of every class. "
             "Raise auto_holdout, add data, or name a loss_type instead of auto."
         )
