@@ -71,7 +71,15 @@ def check(dataset: str, noise: str, losses: list[str], seeds: list[int], data: P
                   f"{on_covered:.4f}, uncovered {on_uncovered:.4f}", flush=True)
     return {"dataset": dataset, "noise_type": noise, "rows": rows, "seeds": seeds,
             "n_covered": int(covered.sum()), "n_uncovered": int((~covered).sum()),
-            "python": platform.python_version(), "command": COMMAND}
+            "python": platform.python_version(), "versions": versions(), "command": COMMAND}
+
+
+def versions() -> str:
+    """``torch X, transformers Y`` as installed here."""
+    import torch
+    import transformers
+
+    return f"torch {torch.__version__}, transformers {transformers.__version__}"
 
 
 def _mean(rows: list[dict[str, Any]], loss: str, key: str) -> float:
@@ -86,7 +94,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"# {result['dataset']} ({result['noise_type']}, fine-tuned): test accuracy on the rows a labelling "
         "function covers and on the rest",
         "",
-        f"Command: `{result['command']}` (2 shared AMD EPYC CPU cores, Python {result['python']}, seeds "
+        f"Command: `{result['command']}` (2 shared AMD EPYC CPU cores, one torch thread, Python {result['python']}, "
+        f"{result.get('versions', 'versions not recorded')}, seeds "
         f"{', '.join(map(str, result['seeds']))}; the committed runs of `recipes/grids/finetune.yaml` retrained with "
         "their exact arguments). Test labels are read only to explain the committed miss of `auto` here; nothing "
         "is chosen with them.",
@@ -119,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/wrench",
                         help="the folder with the WRENCH sets (<set>/test.json)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--report-only", action="store_true", help="rewrite <out>.md from <out>.json, training nothing")
     ns = parser.parse_args(argv)
+    if ns.report_only:
+        ns.out.with_suffix(".md").write_text(markdown(json.loads(ns.out.with_suffix(".json").read_text())))
+        return 0
     result = check(ns.dataset, ns.noise, ns.losses.split(","), [int(s) for s in ns.seeds.split(",")], ns.data)
     ns.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     ns.out.with_suffix(".md").write_text(markdown(result))
