@@ -95,6 +95,28 @@ def mark_replayed(rows: list[dict[str, Any]], runs: list[dict[str, Any]]) -> lis
     return rows
 
 
+def rare_equivalents(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``auto-wide-rare`` results that need no run, in the settings where it has a run of its own.
+
+    ``auto_rare_classes: train`` changes nothing unless a class has fewer than 4 rows, and then
+    ``auto-wide`` stops before training. So a seed where ``auto-wide`` finished (a run, or a replay of
+    `auto_wide_check.replayed_runs`) is a seed where ``auto-wide-rare`` takes the same path, unless
+    ``auto-wide`` kept the coin flips only to keep a class scorable: its result comes back as
+    ``auto-wide-rare``'s, marked ``replayed_from``.
+
+    Example:
+        >>> run = {"regime": "finetune", "dataset": "d", "noise_type": "mv", "noise_rate": None, "seed": 0}
+        >>> [(r["loss"], r["seed"]) for r in rare_equivalents([{**run, "loss": "auto-wide"},
+        ...                                                    {**run, "loss": "auto-wide-rare", "seed": 1}])]
+        [('auto-wide-rare', 0)]
+    """
+    have = {(setting(r), r["seed"]) for r in runs if r["loss"] == "auto-wide-rare"}
+    where = {key for key, _ in have}
+    return [{**r, "loss": "auto-wide-rare", "replayed_from": "auto-wide"} for r in runs
+            if r["loss"] == "auto-wide" and setting(r) in where and (setting(r), r["seed"]) not in have
+            and not str((r.get("auto") or {}).get("coin_flips", "")).startswith("kept: without them")]
+
+
 def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
     """What auto (and each auto variant, e.g. ``auto-wide``) chose per setting and label, counted over seeds."""
     out: dict[tuple, Counter] = {}
@@ -108,8 +130,9 @@ def choices(runs: list[dict[str, Any]]) -> dict[tuple, Counter]:
 def default_auto(cell: dict[str, dict[str, Any]], regime: str | None) -> str | None:
     """The auto label that stands for what ``loss_type: auto`` does by default in ``regime``: ``auto-wide``
     when fine-tuning (``jal_trainer.run_defaults.default_candidates``), ``auto`` in the probe."""
-    preferred = ("auto-wide", "auto") if regime == "finetune" else ("auto",)
-    return next((label for label in preferred if label in cell), None)
+    preferred = ("auto-wide", "auto-wide-rare", "auto") if regime == "finetune" else ("auto",)
+    present = [label for label in preferred if label in cell]  # the most seeds; the default first on a tie
+    return max(present, key=lambda label: (cell[label]["n_seeds"], -present.index(label)), default=None)
 
 
 def glance(rows: list[dict[str, Any]]) -> list[str]:
@@ -182,7 +205,10 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
                   "own line. *replayed*: seeds where `recipes/auto_wide_check.py` replayed the `auto` run's kept slice "
                   "with `jal-ce+clean` added and the choice stayed the same, so an `auto-wide` run would repeat that "
                   "`auto` run's final training; its test accuracy is counted as `auto-wide`'s "
-                  "(`auto_wide_check.replayed_runs`).", "",
+                  "(`auto_wide_check.replayed_runs`). `auto-wide-rare` is `auto-wide` with `auto_rare_classes: "
+                  "train`, run where a class has fewer than 4 rows and `auto-wide` stops with its error; at a seed "
+                  "where `auto-wide` finished, the option changes nothing, and that run is counted as its "
+                  "(replayed, `rare_equivalents`).", "",
                   "| regime | data set | setting | auto | CE | best single loss | seeds | passes | "
                   "on auto's seeds: auto; "
                   "CE; best | passes there |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -261,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     grid = benchmark.load_grid(GRID)
     runs = benchmark.load_runs(ARGS.runs_dir, grid.name)
     runs += auto_wide_check.replayed_runs(runs)
+    runs += rare_equivalents(runs)
     rows = mark_replayed(bench_clean.annotate(benchmark.aggregate(runs), runs), runs)
     out = Path(ARGS.out)
     benchmark.write_json(out.with_suffix(".json"), rows)

@@ -40,7 +40,12 @@ def test_runs_of_a_mode_live_in_their_own_folder() -> None:
     assert all(s.relpath.startswith("finetune/") for s in tuned)
     assert all("--train_subset" not in s.argv or s.argv[s.argv.index("--train_subset") + 1] == "2000" for s in tuned)
     assert {s.loss for s in tuned} == {"ce", "gce", "nce+rce", "jal-ce", "auto", "ce+clean", "jal-ce+clean",
-                                       "auto-wide"}
+                                       "auto-wide", "auto-wide-rare"}
+    # the rare-class variant only where a class can have fewer than 4 rows
+    assert {s.dataset for s in tuned if s.loss == "auto-wide-rare"} == {"wrench-trec", "wrench-chemprot"}
+    (rare,) = [s for s in tuned if s.loss == "auto-wide-rare" and s.dataset == "wrench-trec" and s.seed == 0
+               and s.noise_type == "majority-vote"]
+    assert rare.argv[rare.argv.index("--auto_rare_classes") + 1] == "train"
 
 
 def test_a_loss_variant_label_trains_the_loss_its_regime_names() -> None:
@@ -119,3 +124,22 @@ def test_replays_stand_in_for_auto_wide_only_where_the_choice_is_the_same(tmp_pa
     assert wide["n_seeds"] == 2 and wide["n_replayed"] == 1
     assert "n_replayed" not in next(r for r in rows if r["loss"] == "auto" and r["regime"] == "finetune")
     assert auto_wide_check.replayed_runs(runs, tmp_path / "none.json") == []  # no replays yet: nothing added
+
+
+
+def test_rare_classes_variant_takes_auto_wides_seeds_and_the_glance_row() -> None:
+    runs = [run("finetune", "ce", s, 0.60, noise="mv") for s in range(3)]
+    runs += [{**run("finetune", "auto-wide", 0, 0.62, noise="mv"), "auto": {"coin_flips": "at most 0.2"}},
+             run("finetune", "auto-wide-rare", 1, 0.64, noise="mv"),
+             run("finetune", "auto-wide-rare", 2, 0.66, noise="mv")]
+    extra = bench_finetune.rare_equivalents(runs)
+    assert [(r["seed"], r["loss"], r["replayed_from"]) for r in extra] == [(0, "auto-wide-rare", "auto-wide")]
+    rows = benchmark.aggregate(runs + extra)
+    line = next(x for x in bench_finetune.glance(rows) if x.startswith("| finetune"))
+    assert line.endswith("| auto-wide-rare 64.0 +- 2.0 |"), line  # 3 seeds against auto-wide's 1
+
+
+def test_a_run_that_kept_coin_flips_for_a_rare_class_is_not_carried_over() -> None:
+    runs = [{**run("finetune", "auto-wide", 0, 0.5, noise="mv"), "auto": {"coin_flips": "kept: without them ..."}},
+            run("finetune", "auto-wide-rare", 1, 0.6, noise="mv")]
+    assert bench_finetune.rare_equivalents(runs) == []  # the option would have left the coin flips out
