@@ -153,8 +153,9 @@ def glance(rows: list[dict[str, Any]]) -> list[str]:
 
     lines = ["## At a glance", "",
              "Mean clean test accuracy (%) +- std over 3 seeds unless marked. *auto*: what `loss_type: auto` "
-             "does by default in the regime (fine-tuning: `auto-wide`, its six candidates; probe: `auto`, five). "
-             "Details, and every other loss, in the tables below.", "",
+             "does by default in the regime (fine-tuning: `auto-wide`, its six candidates; probe: `auto`, five), or "
+             "`auto-wide-rare` (the same with `auto_rare_classes: train`) where it has more seeds because a class is "
+             "too rare for the default. Details, and every other loss, in the tables below.", "",
              "| regime | data set | setting | CE | JAL-CE | JAL-CE - CE (pt) | best single loss | auto |",
              "|---|---|---|---|---|---|---|---|"]
     for key in dict.fromkeys(setting(r) for r in rows):
@@ -191,7 +192,7 @@ def markdown(grid: benchmark.Grid, rows: list[dict[str, Any]], runs: list[dict[s
                 if key[0] == regime and key[1] == dataset:
                     text = ", ".join(f"{loss} x{n}" for loss, n in counts.most_common())
                     n = replayed.get(key, 0)
-                    note = f" ({n} of them replayed: the same choice as `auto`)" if n else ""
+                    note = f" ({n} of them replayed: not run, see the bar's notes below)" if n else ""
                     lines += [f"`{key[4]}` chose ({benchmark.column_name(key[2], key[3])}, over seeds): {text}{note}.",
                               ""]
     checks = auto_checks(rows, runs)
