@@ -57,7 +57,8 @@ class JALConfig(TrainingArguments):
     )
     loss_preset: str | None = field(
         default=None,
-        metadata={"help": "Paper hyper-parameters for the loss: cifar10, cifar100, webvision or clothing1m."},
+        metadata={"help": "Hyper-parameters for the loss: finetune (AdamW on a pretrained model; jal train's default "
+                          "for one) or the paper's CIFAR/SGD values cifar10, cifar100, webvision, clothing1m."},
     )
     alpha: float | None = field(default=None, metadata={"help": "Weight of the active term (NCE, NFL, CE in SCE)."})
     beta: float | None = field(default=None, metadata={"help": "Weight of the passive term (AMSE, RCE, MAE, ...)."})
