@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,3 +64,14 @@ def test_a_fourth_seed_can_turn_the_verdict(runs: Path) -> None:
     text = seed_check.markdown(seed_check.check())
     assert "| SCE | 71.00 ± 1.00 | 68.25 ± 5.56 (4) |" in text
     assert "- All 4 seeds: best single loss GCE" in text and "misses" in text
+
+
+def test_slice_oracle_ranks_candidates_by_the_slice_clean_labels(runs: Path) -> None:
+    clean = np.array([0, 1, 1])
+    one_hot = np.eye(2)
+    np.savez(runs / "probe-seeds/probe/trec/pairflip0.4/auto-seed1.slice.npz", clean=clean, noisy=np.array([0, 0, 1]),
+             p_ce=one_hot[[0, 0, 1]], p_sce=one_hot[[0, 1, 1]], p_gce=one_hot[[1, 1, 1]])
+    assert seed_check.slice_oracle("probe-seeds", "pairflip0.4", 1) == "sce"
+    assert seed_check.slice_oracle("probe-seeds", "pairflip0.4", 0) is None
+    text = seed_check.markdown(seed_check.check())
+    assert "clean training labels: seed 1 sce (the same as auto's choice on 0 of 1)" in text
